@@ -1,0 +1,140 @@
+//! A bounded cache in proxy-wasm shared data. The host has no TTL and no eviction, so the cache
+//! is a fixed table of `max_entries` slots: key `<prefix>/<slot>`, 2-way set-associative (each
+//! entry may live in one of two slots chosen by its hash). Memory is bounded by construction,
+//! lookups are O(1), expired entries are never returned, and a collision overwrites the entry
+//! that expires first.
+//!
+//! Value layout (v1): `b"TEF1"` ‖ 16-byte key hash ‖ expiry ms (u64 BE) ‖ payload.
+
+use crate::host::Host;
+
+const MAGIC: &[u8; 4] = b"TEF1";
+const HEADER: usize = 4 + 16 + 8;
+
+pub struct SlotCache {
+    prefix: String,
+    slots: u32,
+}
+
+/// A decoded entry; `None` for anything that is not a v1 entry.
+pub fn decode(bytes: &[u8]) -> Option<(&[u8], u64, &[u8])> {
+    if bytes.len() < HEADER || &bytes[..4] != MAGIC {
+        return None;
+    }
+    let hash = &bytes[4..20];
+    let mut exp = [0u8; 8];
+    exp.copy_from_slice(&bytes[20..28]);
+    Some((hash, u64::from_be_bytes(exp), &bytes[HEADER..]))
+}
+
+pub fn encode(hash: &[u8; 32], expiry_ms: u64, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(HEADER + payload.len());
+    v.extend_from_slice(MAGIC);
+    v.extend_from_slice(&hash[..16]);
+    v.extend_from_slice(&expiry_ms.to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+impl SlotCache {
+    pub fn new(prefix: &str, slots: u32) -> Self {
+        SlotCache { prefix: prefix.to_owned(), slots: slots.max(1) }
+    }
+
+    fn slot_keys(&self, hash: &[u8; 32]) -> [String; 2] {
+        let a = u32::from_be_bytes([hash[16], hash[17], hash[18], hash[19]]) % self.slots;
+        let b = u32::from_be_bytes([hash[20], hash[21], hash[22], hash[23]]) % self.slots;
+        [format!("{}/{}", self.prefix, a), format!("{}/{}", self.prefix, b)]
+    }
+
+    /// The payload stored for `hash`, if present and not expired at `now_ms`.
+    pub fn get(&self, host: &dyn Host, hash: &[u8; 32], now_ms: u64) -> Option<Vec<u8>> {
+        let keys = self.slot_keys(hash);
+        let n = if keys[0] == keys[1] { 1 } else { 2 };
+        for key in &keys[..n] {
+            if let Some((bytes, _)) = host.shared_get(key) {
+                if let Some((h, exp, payload)) = decode(&bytes) {
+                    if h == &hash[..16] && now_ms < exp {
+                        return Some(payload.to_vec());
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Stores `payload` for `hash` until `expiry_ms`, in the slot that is free, expired, already
+    /// holds this hash, or otherwise expires first.
+    pub fn put(&self, host: &dyn Host, hash: &[u8; 32], expiry_ms: u64, payload: &[u8], now_ms: u64) {
+        let keys = self.slot_keys(hash);
+        let mut best: Option<(u8, u64, &String)> = None; // (rank: 0 same/free/expired, 1 live), expiry, key
+        for key in if keys[0] == keys[1] { &keys[..1] } else { &keys[..] } {
+            let (rank, exp) = match host.shared_get(key).as_ref().and_then(|(b, _)| decode(b).map(|(h, e, _)| (h == &hash[..16], e))) {
+                None => (0, 0),
+                Some((true, _)) => (0, 0),
+                Some((false, e)) if e <= now_ms => (0, 0),
+                Some((false, e)) => (1, e),
+            };
+            if best.is_none_or(|(r, e, _)| (rank, exp) < (r, e)) {
+                best = Some((rank, exp, key));
+            }
+        }
+        if let Some((_, _, key)) = best {
+            // Last writer wins; a lost race only costs a later miss.
+            let _ = host.shared_set(key, &encode(hash, expiry_ms, payload), None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakeHost;
+    use sha2::{Digest, Sha256};
+
+    fn h(i: u32) -> [u8; 32] {
+        Sha256::digest(i.to_be_bytes()).into()
+    }
+
+    #[test]
+    fn round_trip_and_expiry() {
+        let host = FakeHost::new(1_000);
+        let c = SlotCache::new("c", 16);
+        c.put(&host, &h(1), 2_000, b"one", 1_000);
+        assert_eq!(c.get(&host, &h(1), 1_500).as_deref(), Some(&b"one"[..]));
+        assert_eq!(c.get(&host, &h(1), 2_000), None, "expired entries are never served");
+        assert_eq!(c.get(&host, &h(2), 1_500), None);
+    }
+
+    #[test]
+    fn bounded_by_slot_count() {
+        let host = FakeHost::new(0);
+        let c = SlotCache::new("c", 64);
+        for i in 0..10_000 {
+            c.put(&host, &h(i), 1_000_000 + i as u64, b"x", 0);
+        }
+        assert!(host.shared_len() <= 64, "{} keys", host.shared_len());
+        // The most recent entries are (mostly) present; none is ever confused with another.
+        let mut hits = 0;
+        for i in 9_990..10_000 {
+            hits += c.get(&host, &h(i), 1).is_some() as u32;
+        }
+        assert!(hits >= 5, "{hits}");
+        for i in 0..10_000 {
+            if let Some(p) = c.get(&host, &h(i), 1) {
+                assert_eq!(p, b"x");
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_and_foreign_values_are_misses() {
+        let host = FakeHost::new(0);
+        let c = SlotCache::new("c", 1);
+        host.shared_set("c/0", b"garbage", None).unwrap();
+        assert_eq!(c.get(&host, &h(1), 0), None);
+        assert!(decode(b"TEF1").is_none());
+        c.put(&host, &h(1), 10, b"p", 0);
+        assert_eq!(c.get(&host, &h(1), 0).as_deref(), Some(&b"p"[..]));
+    }
+}

@@ -1,0 +1,146 @@
+//! Registered-claim checks (RFC 7519 §4.1, RFC 8725 §3.8–3.10) and the principal.
+
+use crate::config::{AudiencePattern, Provider};
+use crate::metrics::Deny;
+use serde_json::{Map, Value};
+
+pub const MAX_AUDIENCES: usize = 128;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimsError {
+    pub reason: Deny,
+    pub description: &'static str,
+}
+
+fn e<T>(reason: Deny, description: &'static str) -> Result<T, ClaimsError> {
+    Err(ClaimsError { reason, description })
+}
+
+/// A NumericDate (RFC 7519 §2): a non-negative JSON number, possibly fractional.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, ClaimsError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
+            _ => e(Deny::Claims, "token has an invalid time claim"),
+        },
+        Some(_) => e(Deny::Claims, "token has an invalid time claim"),
+    }
+}
+
+pub fn audience_matches(pattern: &AudiencePattern, aud: &str) -> bool {
+    match pattern {
+        AudiencePattern::Exact(a) => a == aud,
+        AudiencePattern::Wildcard { scheme, suffix } => {
+            let Some(host) = aud.strip_prefix(scheme.as_str()) else { return false };
+            let Some(label) = host.strip_suffix(suffix.as_str()) else { return false };
+            !label.is_empty()
+                && label.split('.').all(|l| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
+        }
+    }
+}
+
+/// Checks `iss`, `aud`, `exp`, `nbf`, `iat`, `typ` and required claims. Returns `exp` in seconds.
+pub fn check(p: &Provider, typ: Option<&str>, claims: &Map<String, Value>, now_ms: u64) -> Result<f64, ClaimsError> {
+    let now = now_ms as f64 / 1000.0;
+    let skew = p.skew_s as f64;
+    let typ_norm = typ.map(|t| {
+        let t = t.to_ascii_lowercase();
+        t.strip_prefix("application/").map(str::to_owned).unwrap_or(t)
+    });
+    if !p.token_types.iter().any(|t| Some(t.as_str()) == typ_norm.as_deref() || (t.is_empty() && typ.is_none())) {
+        return e(Deny::TokenType, "token type not accepted");
+    }
+    match claims.get("iss") {
+        Some(Value::String(s)) if *s == p.issuer => {}
+        _ => return e(Deny::Issuer, "issuer not trusted"),
+    }
+    let auds: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_AUDIENCES => {
+            let mut v = Vec::with_capacity(a.len());
+            for x in a {
+                match x.as_str() {
+                    Some(s) => v.push(s),
+                    None => return e(Deny::Audience, "audience not allowed"),
+                }
+            }
+            v
+        }
+        _ => return e(Deny::Audience, "audience not allowed"),
+    };
+    if !auds.iter().any(|a| p.audiences.iter().any(|pat| audience_matches(pat, a))) {
+        return e(Deny::Audience, "audience not allowed");
+    }
+    let exp = match numeric_date(claims, "exp")? {
+        Some(v) => v,
+        None => return e(Deny::Claims, "token has no expiry"),
+    };
+    if now >= exp + skew {
+        return e(Deny::Expired, "token expired");
+    }
+    if let Some(nbf) = numeric_date(claims, "nbf")? {
+        if now + skew < nbf {
+            return e(Deny::NotYetValid, "token not yet valid");
+        }
+    }
+    if let Some(iat) = numeric_date(claims, "iat")? {
+        if iat > now + skew {
+            return e(Deny::NotYetValid, "token issued in the future");
+        }
+    }
+    for c in &p.required_claims {
+        if matches!(claims.get(c), None | Some(Value::Null)) {
+            return e(Deny::Claims, "token lacks a required claim");
+        }
+    }
+    Ok(exp)
+}
+
+/// JSON string with every byte outside printable ASCII escaped: safe in a header value.
+pub fn ascii_json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(ch),
+            _ => {
+                let mut buf = [0u16; 2];
+                for u in ch.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{:04x}", u));
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// The principal `iss` + `sub` as a JSON array of two strings, ASCII only: `["https://idp","alice"]`.
+/// Unambiguous (neither part can smuggle a separator) and parseable by any JSON library.
+pub fn principal(iss: &str, sub: &str) -> String {
+    let mut s = String::with_capacity(iss.len() + sub.len() + 8);
+    s.push('[');
+    ascii_json_string(iss, &mut s);
+    s.push(',');
+    ascii_json_string(sub, &mut s);
+    s.push(']');
+    s
+}
+
+/// A claim rendered as a header value: strings as-is, arrays of strings joined by `sep`, other
+/// values as JSON. `None` when the result would carry control bytes (no header injection).
+pub fn header_value(v: &Value, sep: &str) -> Option<String> {
+    let s = match v {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        Value::Array(a) if a.iter().all(Value::is_string) => {
+            a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(sep)
+        }
+        other => other.to_string(),
+    };
+    if s.bytes().any(|c| c < 0x20 || c == 0x7f) {
+        return None;
+    }
+    Some(s)
+}

@@ -1,0 +1,89 @@
+//! `Host` for the core, implemented with proxy-wasm hostcalls.
+
+use crate::flow::{HeaderPlan, Outcome};
+use crate::host::{Host, SetError};
+use crate::metrics::Metric;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{MapType, MetricType, Status};
+use std::time::UNIX_EPOCH;
+
+/// Metric ids, defined once per VM at configure time, indexed by `Metric::index`.
+pub struct Metrics(Vec<u32>);
+
+impl Metrics {
+    pub fn define(prefix: &str) -> Metrics {
+        let all = Metric::all();
+        let mut ids = vec![0u32; all.len()];
+        for m in all {
+            match hostcalls::define_metric(MetricType::Counter, &format!("{prefix}.{}", m.name())) {
+                Ok(id) => ids[m.index()] = id,
+                Err(e) => log::warn!("cannot define metric {}: {e:?}", m.name()),
+            }
+        }
+        Metrics(ids)
+    }
+}
+
+pub struct WasmHost<'a> {
+    pub metrics: &'a Metrics,
+}
+
+impl Host for WasmHost<'_> {
+    fn now_ms(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(v), Some(cas))) => Some((v, cas)),
+            Ok((Some(v), None)) => Some((v, 0)),
+            _ => None,
+        }
+    }
+
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(SetError::CasMismatch),
+            Err(_) => Err(SetError::Other),
+        }
+    }
+
+    fn count(&self, metric: Metric) {
+        if let Some(id) = self.metrics.0.get(metric.index()) {
+            if *id != 0 {
+                let _ = hostcalls::increment_metric(*id, 1);
+            }
+        }
+    }
+}
+
+fn apply_plan(plan: &HeaderPlan) {
+    for h in &plan.remove {
+        let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, h);
+    }
+    for (h, v) in &plan.set {
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, h, Some(v));
+    }
+}
+
+/// Carries out an outcome on the current (effective) HTTP context. Returns true if the request
+/// may continue upstream now.
+pub fn apply(outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::Allow(plan) => {
+            apply_plan(plan);
+            true
+        }
+        Outcome::Deny(r) => {
+            let headers: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let _ = hostcalls::send_http_response(r.status, headers, Some(r.body.as_bytes()));
+            false
+        }
+        Outcome::Wait(_) => false,
+    }
+}

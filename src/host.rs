@@ -1,0 +1,22 @@
+//! The only ways the core reaches the proxy: time, shared data and metrics. The wasm glue
+//! implements these with proxy-wasm hostcalls; tests use `testing::FakeHost`.
+
+use crate::metrics::Metric;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetError {
+    /// Compare-and-swap lost: somebody wrote the key since it was read.
+    CasMismatch,
+    Other,
+}
+
+pub trait Host {
+    /// Wall-clock milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// A shared-data value and its CAS token; `None` if the key was never written.
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
+    /// Writes a shared-data value; with `cas`, only if the key still has that CAS token
+    /// (the host lets any write to a missing key succeed).
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError>;
+    fn count(&self, metric: Metric);
+}

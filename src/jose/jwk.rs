@@ -1,0 +1,183 @@
+//! JWK / JWKS parsing (RFC 7517, RFC 7518 §6, RFC 8037) into verification keys.
+//! Only public signature keys for RS256, ES256 and EdDSA (Ed25519) are ever built; symmetric
+//! keys, private key material and unknown key types are never used for verification.
+
+use super::b64;
+use super::Alg;
+use serde_json::{Map, Value};
+
+/// A verification key, parsed and checked once at load.
+pub enum KeyMaterial {
+    Rsa(rsa::RsaPublicKey),
+    P256(p256::ecdsa::VerifyingKey),
+    Ed25519(ed25519_compact::PublicKey),
+}
+
+pub struct Jwk {
+    pub kid: Option<String>,
+    /// The only algorithm this key may be used with (from its type, and its `alg` if present).
+    pub alg: Alg,
+    pub key: KeyMaterial,
+}
+
+/// Why a JWK was not usable. Messages are safe to log (they carry no key material).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwkError(pub String);
+
+impl std::fmt::Display for JwkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, JwkError> {
+    Err(JwkError(msg.into()))
+}
+
+pub const MIN_RSA_BITS: usize = 2048;
+pub const MAX_RSA_BITS: usize = 8192;
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+fn b64_member(m: &Map<String, Value>, name: &str) -> Result<Vec<u8>, JwkError> {
+    match m.get(name) {
+        Some(Value::String(s)) => match b64::decode(s.as_bytes()) {
+            Some(v) => Ok(v),
+            None => err(format!("`{name}` is not strict base64url")),
+        },
+        Some(_) => err(format!("`{name}` must be a string")),
+        None => err(format!("`{name}` is missing")),
+    }
+}
+
+fn str_member<'a>(m: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, JwkError> {
+    match m.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => err(format!("`{name}` must be a string")),
+    }
+}
+
+/// Parses one JWK object.
+pub fn parse_jwk(m: &Map<String, Value>) -> Result<Jwk, JwkError> {
+    let kty = str_member(m, "kty")?.ok_or_else(|| JwkError("`kty` is missing".into()))?;
+    if let Some(p) = PRIVATE_MEMBERS.iter().find(|p| m.contains_key(**p)) {
+        return err(format!("contains private or symmetric key material (`{p}`)"));
+    }
+    let kid = str_member(m, "kid")?.map(str::to_owned);
+    if let Some(u) = str_member(m, "use")? {
+        if u != "sig" {
+            return err(format!("`use` is \"{u}\", not \"sig\""));
+        }
+    }
+    if let Some(ops) = m.get("key_ops") {
+        let ok = ops
+            .as_array()
+            .map(|a| a.iter().any(|o| o.as_str() == Some("verify")))
+            .unwrap_or(false);
+        if !ok {
+            return err("`key_ops` does not allow \"verify\"");
+        }
+    }
+    let (alg, key) = match kty {
+        "RSA" => {
+            let n = b64_member(m, "n")?;
+            let e = b64_member(m, "e")?;
+            let n = rsa::BigUint::from_bytes_be(&n);
+            let e = rsa::BigUint::from_bytes_be(&e);
+            let bits = n.bits();
+            if bits < MIN_RSA_BITS {
+                return err(format!("RSA modulus has {bits} bits; at least {MIN_RSA_BITS} are required"));
+            }
+            let key = rsa::RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS)
+                .or_else(|_| err("RSA public key is invalid (bad exponent or modulus)"))?;
+            (Alg::Rs256, KeyMaterial::Rsa(key))
+        }
+        "EC" => {
+            match str_member(m, "crv")? {
+                Some("P-256") => {}
+                Some(c) => return err(format!("EC curve `{c}` is not supported (only P-256)")),
+                None => return err("`crv` is missing"),
+            }
+            let x = b64_member(m, "x")?;
+            let y = b64_member(m, "y")?;
+            if x.len() != 32 || y.len() != 32 {
+                return err("P-256 `x` and `y` must be 32 bytes each");
+            }
+            let mut sec1 = Vec::with_capacity(65);
+            sec1.push(4);
+            sec1.extend_from_slice(&x);
+            sec1.extend_from_slice(&y);
+            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+                .or_else(|_| err("P-256 point is not on the curve"))?;
+            (Alg::Es256, KeyMaterial::P256(key))
+        }
+        "OKP" => {
+            match str_member(m, "crv")? {
+                Some("Ed25519") => {}
+                Some(c) => return err(format!("OKP curve `{c}` is not supported (only Ed25519)")),
+                None => return err("`crv` is missing"),
+            }
+            let x = b64_member(m, "x")?;
+            let key = ed25519_compact::PublicKey::from_slice(&x)
+                .or_else(|_| err("Ed25519 `x` must be 32 bytes"))?;
+            (Alg::EdDsa, KeyMaterial::Ed25519(key))
+        }
+        "oct" => return err("symmetric (`oct`) keys are never used"),
+        other => return err(format!("key type `{other}` is not supported")),
+    };
+    if let Some(a) = str_member(m, "alg")? {
+        if Alg::from_name(a) != Some(alg) {
+            return err(format!("`alg` \"{a}\" does not fit a {kty} key (expected {})", alg.name()));
+        }
+    }
+    Ok(Jwk { kid, alg, key })
+}
+
+/// A parsed key set. Keys that could not be used are reported, not silently dropped.
+#[derive(Default)]
+pub struct KeySet {
+    pub keys: Vec<Jwk>,
+}
+
+impl KeySet {
+    /// Candidate keys for a token: same algorithm, and the same `kid` when the token names one.
+    pub fn candidates<'a>(&'a self, alg: Alg, kid: Option<&'a str>) -> impl Iterator<Item = &'a Jwk> {
+        self.keys
+            .iter()
+            .filter(move |k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid))
+    }
+
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+
+    pub fn algs(&self) -> Vec<Alg> {
+        let mut v: Vec<Alg> = self.keys.iter().map(|k| k.alg).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// Parses a JWKS document. Returns the usable keys and, per rejected key, its index and reason.
+pub fn parse_jwks(bytes: &[u8]) -> Result<(KeySet, Vec<(usize, JwkError)>), JwkError> {
+    let doc = super::json::parse_object(bytes)
+        .ok_or_else(|| JwkError("JWKS is not a JSON object (or has duplicate members)".into()))?;
+    parse_jwks_value(&doc)
+}
+
+pub fn parse_jwks_value(doc: &Map<String, Value>) -> Result<(KeySet, Vec<(usize, JwkError)>), JwkError> {
+    let keys = match doc.get("keys") {
+        Some(Value::Array(a)) => a,
+        _ => return err("JWKS has no `keys` array"),
+    };
+    let mut set = KeySet::default();
+    let mut rejected = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        match k.as_object().ok_or_else(|| JwkError("not a JSON object".into())).and_then(parse_jwk) {
+            Ok(j) => set.keys.push(j),
+            Err(e) => rejected.push((i, e)),
+        }
+    }
+    Ok((set, rejected))
+}

@@ -1,0 +1,327 @@
+//! Per-VM view of every provider's keys, and the cross-worker JWKS refresh protocol.
+//!
+//! Remote JWKS live in shared data so one copy serves every worker:
+//! - `<ns>/jwks/<provider>/<source-hash>` holds a record: `TEFJ1 next_fetch last_ok last_fail refetch_ok\n<JWKS body>`.
+//!   Each VM keeps the decoded keys and re-decodes only when the record's CAS token changes.
+//! - `<ns>/jwks/<provider>/<source-hash>/lease` holds `until_ms`. `on_tick` runs in every worker VM
+//!   and on the main thread; a VM fetches only after winning a CAS write of an expired lease, so
+//!   one fetch happens per period for the whole Envoy. The lease key is created (as expired) at
+//!   configure time, because the host lets any CAS write to a *missing* key succeed.
+//!
+//! A failed fetch keeps the last good keys and schedules a retry after `retry_ms`.
+
+use crate::config::{Config, JwksSource, RemoteJwks};
+use crate::host::Host;
+use crate::jose::jwk::{self, KeySet};
+use crate::metrics::Metric;
+use sha2::{Digest, Sha256};
+use std::rc::Rc;
+
+pub const NAMESPACE: &str = "tef1";
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordMeta {
+    pub next_fetch_ms: u64,
+    pub last_ok_ms: u64,
+    pub last_fail_ms: u64,
+    pub refetch_ok_ms: u64,
+}
+
+pub fn encode_record(m: &RecordMeta, body: &[u8]) -> Vec<u8> {
+    let mut v = format!("TEFJ1 {} {} {} {}\n", m.next_fetch_ms, m.last_ok_ms, m.last_fail_ms, m.refetch_ok_ms).into_bytes();
+    v.extend_from_slice(body);
+    v
+}
+
+pub fn decode_record(bytes: &[u8]) -> Option<(RecordMeta, &[u8])> {
+    let nl = bytes.iter().position(|c| *c == b'\n')?;
+    let head = std::str::from_utf8(&bytes[..nl]).ok()?;
+    let mut it = head.split(' ');
+    if it.next()? != "TEFJ1" {
+        return None;
+    }
+    let mut n = || it.next().and_then(|s| s.parse::<u64>().ok());
+    let m = RecordMeta { next_fetch_ms: n()?, last_ok_ms: n()?, last_fail_ms: n()?, refetch_ok_ms: n()? };
+    Some((m, &bytes[nl + 1..]))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    Nothing,
+    /// No keys yet: fetch as soon as the retry back-off allows.
+    FirstKeys,
+    /// A token names a `kid` we do not have: refetch, rate-limited by `min_refetch_ms`.
+    UnknownKid,
+}
+
+struct Remote {
+    src: RemoteJwks,
+    record_key: String,
+    lease_key: String,
+    cas: Option<u32>,
+    meta: RecordMeta,
+    want: Want,
+    /// This VM holds the lease and has a fetch in flight until then.
+    inflight_until: u64,
+}
+
+struct ProviderKeys {
+    set: Option<Rc<KeySet>>,
+    remote: Option<Remote>,
+}
+
+/// What a provider's keys say about a token's `kid`.
+pub enum KeyState {
+    Ready(Rc<KeySet>),
+    /// Remote keys never arrived yet.
+    Missing,
+    UnknownKid(Rc<KeySet>),
+}
+
+/// An HTTP fetch the glue must dispatch (and report back with `fetch_done`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    pub provider: usize,
+    pub cluster: String,
+    pub headers: Vec<(String, String)>,
+    pub timeout_ms: u64,
+}
+
+pub struct Keystore {
+    providers: Vec<ProviderKeys>,
+}
+
+fn source_id(name: &str, r: &RemoteJwks) -> String {
+    let h = Sha256::digest(format!("{}\n{}\n{}", r.cluster, r.authority, r.path).as_bytes());
+    format!("{NAMESPACE}/jwks/{name}/{:02x}{:02x}{:02x}{:02x}", h[0], h[1], h[2], h[3])
+}
+
+fn parse_lease(v: &[u8]) -> u64 {
+    std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+impl Keystore {
+    pub fn new(cfg: &Config) -> Keystore {
+        let providers = cfg
+            .providers
+            .iter()
+            .map(|p| match &p.jwks {
+                JwksSource::Inline(set) => ProviderKeys { set: Some(set.clone()), remote: None },
+                JwksSource::Remote(r) => {
+                    let record_key = source_id(&p.name, r);
+                    ProviderKeys {
+                        set: None,
+                        remote: Some(Remote {
+                            src: r.clone(),
+                            lease_key: format!("{record_key}/lease"),
+                            record_key,
+                            cas: None,
+                            meta: RecordMeta::default(),
+                            want: Want::Nothing,
+                            inflight_until: 0,
+                        }),
+                    }
+                }
+            })
+            .collect();
+        Keystore { providers }
+    }
+
+    /// Configure time: make sure every lease key exists (see the module doc), and load whatever
+    /// keys other VMs already fetched.
+    pub fn init(&mut self, cfg: &Config, host: &dyn Host) {
+        for i in 0..self.providers.len() {
+            if let Some(r) = &self.providers[i].remote {
+                if host.shared_get(&r.lease_key).is_none() {
+                    let _ = host.shared_set(&r.lease_key, b"0", None);
+                }
+            }
+            self.sync(cfg, i, host);
+        }
+    }
+
+    /// Re-reads a remote provider's record; decodes keys only when it changed. Returns true if it did.
+    pub fn sync(&mut self, cfg: &Config, p: usize, host: &dyn Host) -> bool {
+        let Some(pk) = self.providers.get_mut(p) else { return false };
+        let Some(r) = pk.remote.as_mut() else { return false };
+        let Some((bytes, cas)) = host.shared_get(&r.record_key) else { return false };
+        if r.cas == Some(cas) {
+            return false;
+        }
+        r.cas = Some(cas);
+        let Some((meta, body)) = decode_record(&bytes) else { return false };
+        r.meta = meta;
+        r.want = Want::Nothing;
+        if !body.is_empty() {
+            match jwk::parse_jwks(body) {
+                Ok((set, _)) if !set.keys.is_empty() => pk.set = Some(Rc::new(set)),
+                _ => log::warn!("provider {}: shared JWKS record does not parse", cfg.providers[p].name),
+            }
+        }
+        true
+    }
+
+    /// The keys for provider `p` given a token's `kid`. Re-reads shared data once on a miss, in
+    /// case another worker fetched newer keys since this VM's last tick.
+    pub fn state(&mut self, cfg: &Config, p: usize, kid: Option<&str>, host: &dyn Host) -> KeyState {
+        let ready = |set: &Option<Rc<KeySet>>| match (set, kid) {
+            (Some(s), Some(k)) if s.has_kid(k) => Some(s.clone()),
+            (Some(s), None) => Some(s.clone()),
+            _ => None,
+        };
+        if let Some(s) = ready(&self.providers[p].set) {
+            return KeyState::Ready(s);
+        }
+        if self.sync(cfg, p, host) {
+            if let Some(s) = ready(&self.providers[p].set) {
+                return KeyState::Ready(s);
+            }
+        }
+        match &self.providers[p].set {
+            Some(s) => KeyState::UnknownKid(s.clone()),
+            None => KeyState::Missing,
+        }
+    }
+
+    pub fn meta(&self, p: usize) -> RecordMeta {
+        self.providers.get(p).and_then(|x| x.remote.as_ref()).map(|r| r.meta).unwrap_or_default()
+    }
+
+    pub fn retry_ms(&self, p: usize) -> u64 {
+        self.providers.get(p).and_then(|x| x.remote.as_ref()).map(|r| r.src.retry_ms).unwrap_or(0)
+    }
+
+    pub fn timeout_ms(&self, p: usize) -> u64 {
+        self.providers.get(p).and_then(|x| x.remote.as_ref()).map(|r| r.src.timeout_ms).unwrap_or(0)
+    }
+
+    /// Whether an unknown `kid` may trigger a refetch now.
+    pub fn may_refetch(&self, p: usize, now: u64) -> bool {
+        self.providers.get(p).and_then(|x| x.remote.as_ref()).is_some_and(|r| now >= r.meta.refetch_ok_ms)
+    }
+
+    pub fn want(&mut self, p: usize, w: Want) {
+        if let Some(r) = self.providers.get_mut(p).and_then(|x| x.remote.as_mut()) {
+            if r.want == Want::Nothing || w == Want::FirstKeys {
+                r.want = w;
+            }
+        }
+    }
+
+    /// Every VM's `on_tick`: pick up keys other VMs fetched, and start a fetch where one is due
+    /// and this VM wins the lease.
+    pub fn tick(&mut self, cfg: &Config, host: &dyn Host) -> Vec<FetchRequest> {
+        let now = host.now_ms();
+        let mut out = Vec::new();
+        for p in 0..self.providers.len() {
+            self.sync(cfg, p, host);
+            let Some(r) = self.providers[p].remote.as_mut() else { continue };
+            if r.inflight_until > now {
+                continue;
+            }
+            let m = r.meta;
+            let due = r.cas.is_none() || now >= m.next_fetch_ms;
+            let urgent = match r.want {
+                Want::Nothing => false,
+                Want::FirstKeys => now >= m.last_fail_ms + r.src.retry_ms,
+                Want::UnknownKid => now >= m.refetch_ok_ms,
+            };
+            if !due && !urgent {
+                continue;
+            }
+            let (lease, cas) = match host.shared_get(&r.lease_key) {
+                Some((v, cas)) => (parse_lease(&v), Some(cas)),
+                None => (0, None),
+            };
+            if lease > now {
+                continue;
+            }
+            let until = now + r.src.timeout_ms + 1000;
+            if host.shared_set(&r.lease_key, until.to_string().as_bytes(), cas).is_err() {
+                continue; // another VM won this round
+            }
+            r.inflight_until = until;
+            out.push(FetchRequest {
+                provider: p,
+                cluster: r.src.cluster.clone(),
+                headers: vec![
+                    (":method".into(), "GET".into()),
+                    (":path".into(), r.src.path.clone()),
+                    (":authority".into(), r.src.authority.clone()),
+                    ("accept".into(), "application/json, application/jwk-set+json".into()),
+                ],
+                timeout_ms: r.src.timeout_ms,
+            });
+        }
+        out
+    }
+
+    /// The outcome of a fetch this VM dispatched: `Ok(body)` for a 200, `Err(reason)` otherwise.
+    pub fn fetch_done(&mut self, cfg: &Config, p: usize, result: Result<Vec<u8>, String>, host: &dyn Host) {
+        let now = host.now_ms();
+        let name = cfg.providers.get(p).map(|x| x.name.as_str()).unwrap_or("?");
+        let Some(pk) = self.providers.get_mut(p) else { return };
+        let Some(r) = pk.remote.as_mut() else { return };
+        r.inflight_until = 0;
+        // Start from the newest shared record, so a failure never drops keys another VM stored.
+        let (mut meta, old_body) = match host.shared_get(&r.record_key) {
+            Some((b, _)) => match decode_record(&b) {
+                Some((m, body)) => (m, body.to_vec()),
+                None => (RecordMeta::default(), Vec::new()),
+            },
+            None => (RecordMeta::default(), Vec::new()),
+        };
+        let parsed = result.and_then(|body| match jwk::parse_jwks(&body) {
+            Ok((set, rejected)) => {
+                for (i, e) in &rejected {
+                    log::warn!("provider {name}: JWKS key {i} ignored: {e}");
+                    host.count(Metric::JwksKeysRejected);
+                }
+                if set.keys.is_empty() {
+                    Err("JWKS has no usable key".to_owned())
+                } else {
+                    Ok((set, body))
+                }
+            }
+            Err(e) => Err(e.0),
+        });
+        let body = match parsed {
+            Ok((set, body)) => {
+                host.count(Metric::JwksFetchOk);
+                log::info!("provider {name}: JWKS fetched, {} usable keys", set.keys.len());
+                meta.next_fetch_ms = now + r.src.refresh_ms;
+                meta.last_ok_ms = now;
+                meta.refetch_ok_ms = now + r.src.min_refetch_ms;
+                pk.set = Some(Rc::new(set));
+                body
+            }
+            Err(reason) => {
+                host.count(Metric::JwksFetchFailed);
+                log::warn!("provider {name}: JWKS fetch failed: {reason}; keeping the last good keys");
+                meta.next_fetch_ms = now + r.src.retry_ms;
+                meta.last_fail_ms = now;
+                old_body
+            }
+        };
+        r.meta = meta;
+        r.want = Want::Nothing;
+        let _ = host.shared_set(&r.record_key, &encode_record(&meta, &body), None);
+        r.cas = host.shared_get(&r.record_key).map(|(_, c)| c);
+        let _ = host.shared_set(&r.lease_key, b"0", None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trip() {
+        let m = RecordMeta { next_fetch_ms: 5, last_ok_ms: 4, last_fail_ms: 3, refetch_ok_ms: 2 };
+        let enc = encode_record(&m, b"{\"keys\":[]}");
+        assert_eq!(decode_record(&enc), Some((m, &b"{\"keys\":[]}"[..])));
+        assert_eq!(decode_record(b"TEFJ0 1 2 3 4\n"), None);
+        assert_eq!(decode_record(b"TEFJ1 1 2 3\n"), None);
+        assert_eq!(decode_record(b"garbage"), None);
+    }
+}

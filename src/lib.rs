@@ -1,0 +1,26 @@
+//! token-exchange-filter: a proxy-wasm filter for Envoy that validates bearer JWTs and forwards
+//! verified identity upstream.
+//!
+//! Everything but `filter/` is a pure core that never calls the host: time, shared data and
+//! metrics come through [`host::Host`], so every decision is tested natively.
+
+pub mod cache;
+pub mod claims;
+pub mod config;
+pub mod extract;
+pub mod flow;
+pub mod host;
+pub mod jose;
+pub mod keys;
+pub mod metrics;
+pub mod reply;
+pub mod route;
+
+#[cfg(test)]
+pub mod testing;
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;

@@ -1,0 +1,136 @@
+//! Every counter the filter emits, with its stable name (shown by Envoy under `<stat_prefix>.<name>`).
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Deny {
+    Missing,
+    BadRequest,
+    Malformed,
+    Algorithm,
+    Signature,
+    UnknownKid,
+    Issuer,
+    Audience,
+    Expired,
+    NotYetValid,
+    Claims,
+    TokenType,
+    ProviderNotAllowed,
+    HeaderValue,
+    JwksUnavailable,
+}
+
+impl Deny {
+    pub const ALL: [Deny; 15] = [
+        Deny::Missing,
+        Deny::BadRequest,
+        Deny::Malformed,
+        Deny::Algorithm,
+        Deny::Signature,
+        Deny::UnknownKid,
+        Deny::Issuer,
+        Deny::Audience,
+        Deny::Expired,
+        Deny::NotYetValid,
+        Deny::Claims,
+        Deny::TokenType,
+        Deny::ProviderNotAllowed,
+        Deny::HeaderValue,
+        Deny::JwksUnavailable,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Deny::Missing => "missing",
+            Deny::BadRequest => "bad_request",
+            Deny::Malformed => "malformed",
+            Deny::Algorithm => "algorithm",
+            Deny::Signature => "signature",
+            Deny::UnknownKid => "unknown_kid",
+            Deny::Issuer => "issuer",
+            Deny::Audience => "audience",
+            Deny::Expired => "expired",
+            Deny::NotYetValid => "not_yet_valid",
+            Deny::Claims => "claims",
+            Deny::TokenType => "token_type",
+            Deny::ProviderNotAllowed => "provider_not_allowed",
+            Deny::HeaderValue => "header_value",
+            Deny::JwksUnavailable => "jwks_unavailable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Metric {
+    Allowed,
+    AllowedAnonymous,
+    Denied(Deny),
+    CacheHit,
+    CacheMiss,
+    JwksFetchOk,
+    JwksFetchFailed,
+    JwksKeysRejected,
+    JwksWait,
+}
+
+impl Metric {
+    pub fn all() -> Vec<Metric> {
+        let mut v = vec![
+            Metric::Allowed,
+            Metric::AllowedAnonymous,
+            Metric::CacheHit,
+            Metric::CacheMiss,
+            Metric::JwksFetchOk,
+            Metric::JwksFetchFailed,
+            Metric::JwksKeysRejected,
+            Metric::JwksWait,
+        ];
+        v.extend(Deny::ALL.iter().map(|d| Metric::Denied(*d)));
+        v
+    }
+
+    /// Index into a dense table of metric ids (see the glue's metric registry).
+    pub fn index(self) -> usize {
+        match self {
+            Metric::Allowed => 0,
+            Metric::AllowedAnonymous => 1,
+            Metric::CacheHit => 2,
+            Metric::CacheMiss => 3,
+            Metric::JwksFetchOk => 4,
+            Metric::JwksFetchFailed => 5,
+            Metric::JwksKeysRejected => 6,
+            Metric::JwksWait => 7,
+            Metric::Denied(d) => 8 + d as usize,
+        }
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            Metric::Allowed => "allowed".into(),
+            Metric::AllowedAnonymous => "allowed_anonymous".into(),
+            Metric::CacheHit => "cache_hit".into(),
+            Metric::CacheMiss => "cache_miss".into(),
+            Metric::JwksFetchOk => "jwks_fetch_ok".into(),
+            Metric::JwksFetchFailed => "jwks_fetch_failed".into(),
+            Metric::JwksKeysRejected => "jwks_keys_rejected".into(),
+            Metric::JwksWait => "jwks_wait".into(),
+            Metric::Denied(d) => format!("denied.{}", d.name()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_are_dense_and_names_unique() {
+        let all = Metric::all();
+        let mut idx: Vec<usize> = all.iter().map(|m| m.index()).collect();
+        idx.sort();
+        assert_eq!(idx, (0..all.len()).collect::<Vec<_>>());
+        let mut names: Vec<String> = all.iter().map(|m| m.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+    }
+}

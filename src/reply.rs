@@ -1,0 +1,51 @@
+//! Local replies (RFC 6750 §3): 401 with `WWW-Authenticate: Bearer`, 400 `invalid_request`,
+//! 503 when keys are unavailable. Descriptions are fixed strings: they never echo the token.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u32,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+fn json_body(error: &str, description: Option<&str>) -> String {
+    match description {
+        Some(d) => format!("{{\"error\":\"{error}\",\"error_description\":\"{d}\"}}\n"),
+        None => format!("{{\"error\":\"{error}\"}}\n"),
+    }
+}
+
+fn base_headers() -> Vec<(String, String)> {
+    vec![("content-type".into(), "application/json".into()), ("cache-control".into(), "no-store".into())]
+}
+
+/// No credentials: RFC 6750 §3.1 says no error code.
+pub fn missing(realm: &str) -> Reply {
+    let mut headers = base_headers();
+    headers.push(("www-authenticate".into(), format!("Bearer realm=\"{realm}\"")));
+    Reply { status: 401, headers, body: json_body("missing_token", None) }
+}
+
+pub fn invalid_token(realm: &str, description: &str) -> Reply {
+    let mut headers = base_headers();
+    headers.push((
+        "www-authenticate".into(),
+        format!("Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{description}\""),
+    ));
+    Reply { status: 401, headers, body: json_body("invalid_token", Some(description)) }
+}
+
+pub fn invalid_request(realm: &str, description: &str) -> Reply {
+    let mut headers = base_headers();
+    headers.push((
+        "www-authenticate".into(),
+        format!("Bearer realm=\"{realm}\", error=\"invalid_request\", error_description=\"{description}\""),
+    ));
+    Reply { status: 400, headers, body: json_body("invalid_request", Some(description)) }
+}
+
+pub fn unavailable(description: &str) -> Reply {
+    let mut headers = base_headers();
+    headers.push(("retry-after".into(), "1".into()));
+    Reply { status: 503, headers, body: json_body("temporarily_unavailable", Some(description)) }
+}

@@ -1,0 +1,65 @@
+//! A fake host for native tests: a clock, shared data with the host's CAS semantics, counters.
+
+use crate::host::{Host, SetError};
+use crate::metrics::Metric;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+#[derive(Default)]
+pub struct FakeHost {
+    pub now: Cell<u64>,
+    shared: RefCell<BTreeMap<String, (Vec<u8>, u32)>>,
+    pub counters: RefCell<BTreeMap<Metric, u64>>,
+}
+
+impl FakeHost {
+    pub fn new(now_ms: u64) -> FakeHost {
+        let h = FakeHost::default();
+        h.now.set(now_ms);
+        h
+    }
+    pub fn shared_len(&self) -> usize {
+        self.shared.borrow().len()
+    }
+    pub fn shared_bytes(&self) -> usize {
+        self.shared.borrow().iter().map(|(k, (v, _))| k.len() + v.len()).sum()
+    }
+    pub fn counter(&self, m: Metric) -> u64 {
+        self.counters.borrow().get(&m).copied().unwrap_or(0)
+    }
+    pub fn advance(&self, ms: u64) {
+        self.now.set(self.now.get() + ms);
+    }
+}
+
+impl Host for FakeHost {
+    fn now_ms(&self) -> u64 {
+        self.now.get()
+    }
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.shared.borrow().get(key).cloned()
+    }
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+        let mut m = self.shared.borrow_mut();
+        match m.get_mut(key) {
+            // Like Envoy: a write to a missing key always succeeds, whatever the CAS.
+            None => {
+                m.insert(key.to_owned(), (value.to_vec(), 1));
+                Ok(())
+            }
+            Some(e) => {
+                if let Some(c) = cas {
+                    if c != 0 && c != e.1 {
+                        return Err(SetError::CasMismatch);
+                    }
+                }
+                e.0 = value.to_vec();
+                e.1 += 1;
+                Ok(())
+            }
+        }
+    }
+    fn count(&self, metric: Metric) {
+        *self.counters.borrow_mut().entry(metric).or_default() += 1;
+    }
+}

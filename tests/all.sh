@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Every test: lints, native unit and vector tests, the wasm build, Envoy config validation,
+# and the end-to-end suite in a real Envoy. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tests/bootstrap.sh
+echo "== clippy (native + wasm32; unwrap/expect/panic are denied outside tests)"
+cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --release --target wasm32-wasip1 -- -D warnings
+echo "== unit and vector tests (native)"
+cargo test --locked
+echo "== wasm build"
+./wasm-build.sh >/dev/null
+echo "== end to end, real Envoy"
+.venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider "$@"

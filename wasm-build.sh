@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds the filter for Envoy: a size-optimised, stripped, LTO release of the cdylib for
+# wasm32-wasip1. Installs the target if it is missing. Prints the artifact path and size.
+set -euo pipefail
+cd "$(dirname "$0")"
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+  echo "installing the wasm32-wasip1 target" >&2
+  rustup target add wasm32-wasip1 >&2
+fi
+cargo build --release --locked --target wasm32-wasip1 "$@" >&2
+out="target/wasm32-wasip1/release/token_exchange_filter.wasm"
+size=$(wc -c <"$out")
+echo "built $out ($size bytes)" >&2
+echo "$PWD/$out"

@@ -9,7 +9,7 @@ use crate::config::{Config, JwksSource};
 use crate::extract::{self, Extracted};
 use crate::host::Host;
 use crate::jose::jws::{self, JwsError};
-use crate::jose::verify;
+use crate::jose::verify::{self, VerifyError};
 use crate::keys::{FetchRequest, KeyState, Keystore, Want};
 use crate::metrics::{Deny, Metric};
 use crate::reply::{self, Reply};
@@ -232,13 +232,11 @@ impl Filter {
                 }
             }
         };
-        let mut candidates = keys.candidates(jws.alg, jws.kid.as_deref()).peekable();
-        if candidates.peek().is_none() {
+        match verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature) {
+            Ok(()) => {}
             // The kid exists but is for another algorithm (e.g. an ES256 token naming an RSA key).
-            return Auth::Fail(Deny::Algorithm, "token algorithm does not match its key");
-        }
-        if !candidates.any(|k| verify::verify(jws.alg, &k.key, jws.signing_input, &jws.signature)) {
-            return Auth::Fail(Deny::Signature, "token signature invalid");
+            Err(VerifyError::NoKeyForAlgorithm) => return Auth::Fail(Deny::Algorithm, "token algorithm does not match its key"),
+            Err(VerifyError::BadSignature) => return Auth::Fail(Deny::Signature, "token signature invalid"),
         }
         let exp = match claims::check(provider, jws.typ.as_deref(), &jws.payload, now) {
             Ok(exp) => exp,

@@ -36,7 +36,7 @@ impl JwsError {
     }
 }
 
-/// A parsed, not yet verified, compact JWS.
+/// A parsed, not yet verified, compact JWS whose payload is a JSON object (a JWT).
 pub struct Jws<'a> {
     pub alg: Alg,
     pub kid: Option<String>,
@@ -48,7 +48,26 @@ pub struct Jws<'a> {
     pub signature: Vec<u8>,
 }
 
+/// A compact JWS before its payload is interpreted.
+pub struct Compact<'a> {
+    pub alg: Alg,
+    pub kid: Option<String>,
+    pub typ: Option<String>,
+    pub header: Map<String, Value>,
+    pub payload: Vec<u8>,
+    pub signing_input: &'a [u8],
+    pub signature: Vec<u8>,
+}
+
+/// Parses a JWT: a compact JWS (see `parse_compact`) whose payload is a JSON object.
 pub fn parse(token: &str, max_len: usize) -> Result<Jws<'_>, JwsError> {
+    let c = parse_compact(token, max_len)?;
+    let payload = json::parse_object(&c.payload).ok_or(JwsError::BadPayload)?;
+    Ok(Jws { alg: c.alg, kid: c.kid, typ: c.typ, header: c.header, payload, signing_input: c.signing_input, signature: c.signature })
+}
+
+/// Parses a compact JWS and applies the header rules; the payload is returned undecoded as JSON.
+pub fn parse_compact(token: &str, max_len: usize) -> Result<Compact<'_>, JwsError> {
     let bytes = token.as_bytes();
     if bytes.len() > max_len {
         return Err(JwsError::TooLarge);
@@ -94,8 +113,7 @@ pub fn parse(token: &str, max_len: usize) -> Result<Jws<'_>, JwsError> {
     if opt_str("cty")?.is_some_and(|c| c.eq_ignore_ascii_case("JWT")) {
         return Err(JwsError::UnsupportedHeader);
     }
-    let payload = json::parse_object(&pbytes).ok_or(JwsError::BadPayload)?;
-    Ok(Jws { alg, kid, typ, header, payload, signing_input: &bytes[..d2], signature })
+    Ok(Compact { alg, kid, typ, header, payload: pbytes, signing_input: &bytes[..d2], signature })
 }
 
 #[cfg(test)]

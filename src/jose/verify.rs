@@ -1,7 +1,7 @@
 //! Signature verification through jwt-compact's algorithm implementations.
 //! Lengths are checked here first: jwt-compact's Ed25519 `try_from_slice` panics on a wrong length.
 
-use super::jwk::KeyMaterial;
+use super::jwk::{KeyMaterial, KeySet};
 use super::Alg;
 use jwt_compact::{alg, Algorithm, AlgorithmSignature};
 
@@ -38,5 +38,26 @@ pub fn verify(alg: Alg, key: &KeyMaterial, signing_input: &[u8], sig: &[u8]) -> 
             }
         }
         _ => false,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyError {
+    /// No key of the token's algorithm (with its `kid`, if it names one).
+    NoKeyForAlgorithm,
+    BadSignature,
+}
+
+/// Selects the candidate keys (same algorithm; same `kid` when the token names one) and accepts
+/// the signature if any of them verifies it.
+pub fn verify_with_keys(keys: &KeySet, alg: Alg, kid: Option<&str>, signing_input: &[u8], sig: &[u8]) -> Result<(), VerifyError> {
+    let mut candidates = keys.candidates(alg, kid).peekable();
+    if candidates.peek().is_none() {
+        return Err(VerifyError::NoKeyForAlgorithm);
+    }
+    if candidates.any(|k| verify(alg, &k.key, signing_input, sig)) {
+        Ok(())
+    } else {
+        Err(VerifyError::BadSignature)
     }
 }

@@ -1,1 +1,4 @@
 mod vectors;
+mod config_tests;
+mod flow_tests;
+mod support;

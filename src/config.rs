@@ -248,7 +248,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path.is_empty() || path == "." { "(root)".to_owned() } else { path };
+        let field = if path.is_empty() || path == "." || path == "?" { "(root)".to_owned() } else { path };
         ConfigError { field, message: e.into_inner().to_string() }
     })?;
     validate(raw, Sha256::digest(bytes).into())

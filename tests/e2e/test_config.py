@@ -1,0 +1,59 @@
+"""A bad plugin configuration is refused at load (on_configure returns false) with one log line
+naming the field, checked with `envoy --mode validate`, which runs on_vm_start/on_configure."""
+import copy
+import json
+import subprocess
+
+import pytest
+
+from harness import ROOT, bootstrap, envoy_binary, static_cluster, validate
+
+EXAMPLE = json.loads((ROOT / "envoy" / "plugin-config.example.json").read_text())
+CLUSTERS = [static_cluster("idp", 1), static_cluster("upstream", 2)]
+
+
+def test_example_config_is_accepted():
+    rc, out = validate(bootstrap(EXAMPLE, CLUSTERS))
+    assert rc == 0, out
+    assert "token-exchange-filter configured" in out
+
+
+def _mut(path, value):
+    def f(c):
+        node = c
+        for p in path[:-1]:
+            node = node[p]
+        node[path[-1]] = value
+    return f
+
+
+BAD = [
+    ("unknown field", _mut(["cache", "max_entry"], 5), "cache.max_entry: unknown field"),
+    ("bad JWK", _mut(["providers", 1, "jwks", "inline", "keys", 0, "x"], "AAAA"), "providers[1].jwks.inline.keys[0]: Ed25519 `x` must be 32 bytes"),
+    ("wildcard", _mut(["providers", 0, "audiences", 1], "api.*.com"), "providers[0].audiences[1]: wildcard in the wrong place"),
+    ("unknown provider", _mut(["routes", 1, "providers"], ["corp", "ghost"]), 'routes[1].providers[1]: unknown provider "ghost"'),
+    ("missing cluster", lambda c: c["providers"][0]["jwks"].pop("cluster"), "providers[0].jwks.cluster: is required"),
+    ("HS256", _mut(["providers", 0, "algorithms"], ["HS256"]), "providers[0].algorithms[0]"),
+    ("not JSON", None, "invalid plugin configuration: (root)"),
+]
+
+
+@pytest.mark.parametrize("name,mutate,expect", BAD, ids=[b[0] for b in BAD])
+def test_bad_config_is_refused_naming_the_field(name, mutate, expect):
+    if mutate is None:
+        conf = "{not json"
+    else:
+        conf = copy.deepcopy(EXAMPLE)
+        mutate(conf)
+    rc, out = validate(bootstrap(conf, CLUSTERS))
+    assert rc != 0, out[-3000:]
+    lines = [l for l in out.splitlines() if "invalid plugin configuration" in l]
+    assert len(lines) == 1, out[-3000:]
+    assert expect in lines[0], lines[0]
+
+
+def test_shipped_edge_gateway_example_validates():
+    p = subprocess.run([envoy_binary(), "--mode", "validate", "-c", "envoy/edge-gateway.yaml", "--disable-hot-restart"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
+    assert "token-exchange-filter configured" in p.stdout + p.stderr

@@ -3,6 +3,7 @@
 //! what to fix.
 
 use crate::jose::jwk::{self, KeySet};
+use crate::exchange::{ClientAuth, ExchangeSpec, TYPE_ACCESS_TOKEN, TYPE_JWT};
 use crate::jose::Alg;
 use serde::Deserialize;
 use serde_json::Value;
@@ -46,6 +47,66 @@ struct RawConfig {
     stat_prefix: Option<String>,
     #[serde(default)]
     max_token_bytes: Option<usize>,
+    #[serde(default)]
+    sts: Option<RawSts>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSts {
+    cluster: String,
+    #[serde(default)]
+    authority: Option<String>,
+    path: String,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    client_auth: RawClientAuth,
+    issuer: String,
+    #[serde(default)]
+    jwks: Option<RawJwks>,
+    #[serde(default)]
+    requested_token_type: Option<String>,
+    #[serde(default)]
+    subject_token_type: Option<String>,
+    #[serde(default)]
+    expiry_margin_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientAuth {
+    method: String,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExchange {
+    #[serde(default)]
+    audience: Option<OneOrMany>,
+    #[serde(default)]
+    resource: Option<OneOrMany>,
+    #[serde(default)]
+    scopes: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +171,8 @@ struct RawRoute {
     allow_anonymous: bool,
     #[serde(default)]
     providers: Option<Vec<String>>,
+    #[serde(default)]
+    exchange: Option<RawExchange>,
 }
 
 #[derive(Deserialize, Default)]
@@ -138,6 +201,8 @@ struct RawForward {
     strip_headers: Vec<String>,
     #[serde(default)]
     array_separator: Option<String>,
+    #[serde(default)]
+    header: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -163,6 +228,7 @@ pub struct Config {
     pub max_token_bytes: usize,
     /// SHA-256 of the configuration bytes: cache entries made under another configuration never match.
     pub fingerprint: [u8; 32],
+    pub sts: Option<Sts>,
     /// Whether any route matches on `route_name` / `cluster` (those cost a host call per request).
     pub needs_route_name: bool,
     pub needs_cluster: bool,
@@ -226,6 +292,22 @@ pub struct Route {
     pub allow_anonymous: bool,
     /// Indexes into `Config::providers` allowed on this route.
     pub providers: Vec<usize>,
+    /// Exchange the token at the STS for this target; `None` forwards the original token.
+    pub exchange: Option<ExchangeSpec>,
+}
+
+pub struct Sts {
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    pub timeout_ms: u64,
+    pub client_auth: ClientAuth,
+    pub issuer: String,
+    /// Keys of the issued tokens; without them an issued JWT is never forwarded.
+    pub jwks: Option<JwksSource>,
+    pub requested_token_type: String,
+    pub subject_token_type: String,
+    pub margin_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +319,8 @@ pub struct Forward {
     /// every header the filter sets (so a client can never supply one the token did not).
     pub strip_headers: Vec<String>,
     pub array_separator: String,
+    /// Where an exchanged token goes: `authorization` gets `Bearer <token>`, any other header the bare token.
+    pub header: String,
 }
 
 pub const DEFAULT_SKEW_S: u64 = 60;
@@ -361,6 +445,85 @@ fn jwks(field: &str, raw: RawJwks) -> Result<JwksSource, ConfigError> {
         min_refetch_ms: min_refetch_s * 1000,
         retry_ms: retry_ms.min(refresh_s * 1000),
     }))
+}
+
+fn sts(x: RawSts) -> Result<Sts, ConfigError> {
+    if x.cluster.is_empty() {
+        return fail("sts.cluster", "must not be empty");
+    }
+    if !x.path.starts_with('/') {
+        return fail("sts.path", "must start with \"/\"");
+    }
+    if x.issuer.is_empty() {
+        return fail("sts.issuer", "must not be empty");
+    }
+    let timeout_ms = x.timeout_ms.unwrap_or(1500);
+    if !(10..=60_000).contains(&timeout_ms) {
+        return fail("sts.timeout_ms", "must be 10..60000");
+    }
+    let secret = |m: &str| match &x.client_auth.client_secret {
+        Some(s) if !s.is_empty() => Ok(s.clone()),
+        _ => fail("sts.client_auth.client_secret", format!("is required for {m}")),
+    };
+    let id = |m: &str| match &x.client_auth.client_id {
+        Some(s) if !s.is_empty() => Ok(s.clone()),
+        _ => fail("sts.client_auth.client_id", format!("is required for {m}")),
+    };
+    let client_auth = match x.client_auth.method.as_str() {
+        m @ "client_secret_basic" => ClientAuth::Basic { id: id(m)?, secret: secret(m)? },
+        m @ "client_secret_post" => ClientAuth::Post { id: id(m)?, secret: secret(m)? },
+        "none" => {
+            if x.client_auth.client_secret.is_some() {
+                return fail("sts.client_auth.client_secret", "method `none` sends no secret");
+            }
+            ClientAuth::None { id: x.client_auth.client_id.clone().filter(|s| !s.is_empty()) }
+        }
+        other => {
+            return fail(
+                "sts.client_auth.method",
+                format!("\"{other}\" is not one of client_secret_basic, client_secret_post, none"),
+            )
+        }
+    };
+    let token_type = |field: &str, v: Option<String>| -> Result<String, ConfigError> {
+        match v.as_deref() {
+            None | Some("access_token") => Ok(TYPE_ACCESS_TOKEN.into()),
+            Some("jwt") => Ok(TYPE_JWT.into()),
+            Some(u) if u.starts_with("urn:") => Ok(u.into()),
+            Some(u) => fail(field, format!("\"{u}\" is not access_token, jwt or a token type URN")),
+        }
+    };
+    let jwks = match x.jwks {
+        None => None,
+        Some(j) => Some(jwks("sts.jwks", j)?),
+    };
+    let margin_s = x.expiry_margin_seconds.unwrap_or(30);
+    if margin_s > 3600 {
+        return fail("sts.expiry_margin_seconds", "must be at most 3600");
+    }
+    Ok(Sts {
+        authority: x.authority.filter(|a| !a.is_empty()).unwrap_or_else(|| x.cluster.clone()),
+        cluster: x.cluster,
+        path: x.path,
+        timeout_ms,
+        client_auth,
+        issuer: x.issuer,
+        jwks,
+        requested_token_type: token_type("sts.requested_token_type", x.requested_token_type)?,
+        subject_token_type: token_type("sts.subject_token_type", x.subject_token_type)?,
+        margin_ms: margin_s * 1000,
+    })
+}
+
+impl Config {
+    /// Every key source: the providers in order, then the STS (index `providers.len()`) if it has keys.
+    pub fn key_sources(&self) -> Vec<(&str, &JwksSource)> {
+        let mut v: Vec<(&str, &JwksSource)> = self.providers.iter().map(|p| (p.name.as_str(), &p.jwks)).collect();
+        if let Some(j) = self.sts.as_ref().and_then(|s| s.jwks.as_ref()) {
+            v.push(("sts", j));
+        }
+        v
+    }
 }
 
 fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError> {
@@ -516,7 +679,33 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
                 }
             }
         };
+        let exchange = match r.exchange {
+            None => None,
+            Some(x) => {
+                if raw.sts.is_none() {
+                    return fail(format!("{f}.exchange"), "needs a top-level `sts`");
+                }
+                let audiences = x.audience.map(OneOrMany::into_vec).unwrap_or_default();
+                let resources = x.resource.map(OneOrMany::into_vec).unwrap_or_default();
+                if audiences.is_empty() && resources.is_empty() {
+                    return fail(format!("{f}.exchange"), "set `audience` and/or `resource`");
+                }
+                for (name, list) in [("audience", &audiences), ("resource", &resources)] {
+                    if list.iter().any(|a| a.is_empty() || a.contains('*')) {
+                        return fail(format!("{f}.exchange.{name}"), "values must be non-empty and without wildcards");
+                    }
+                }
+                let mut scopes = x.scopes;
+                if scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
+                    return fail(format!("{f}.exchange.scopes"), "scopes must be non-empty and without spaces");
+                }
+                scopes.sort();
+                scopes.dedup();
+                Some(ExchangeSpec { audiences, resources, scopes })
+            }
+        };
         routes.push(Route {
+            exchange,
             matcher: RouteMatch {
                 path_prefix: m.path_prefix,
                 path_exact: m.path_exact,
@@ -559,6 +748,13 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
     }
     strip.sort();
     strip.dedup();
+    let forward_header = match fw.header {
+        Some(h) => header_name("forward.header", &h)?,
+        None => "authorization".into(),
+    };
+    if strip.contains(&forward_header) {
+        return fail("forward.header", "is also a stripped or claim header");
+    }
     let array_separator = fw.array_separator.unwrap_or_else(|| " ".into());
     if array_separator.is_empty() || !array_separator.bytes().all(|c| (0x20..0x7f).contains(&c)) {
         return fail("forward.array_separator", "must be non-empty printable ASCII");
@@ -580,6 +776,10 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
     if !realm.bytes().all(|c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\') {
         return fail("realm", "must be printable ASCII without quotes or backslashes");
     }
+    let sts = match raw.sts {
+        None => None,
+        Some(x) => Some(sts(x)?),
+    };
     let stat_prefix = raw.stat_prefix.unwrap_or_else(|| "token_exchange_filter".into());
     if stat_prefix.is_empty() || !stat_prefix.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.') {
         return fail("stat_prefix", "must be non-empty and use only [A-Za-z0-9_.]");
@@ -588,7 +788,8 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         providers,
         sources,
         routes,
-        forward: Forward { claims_to_headers, principal_header, strip_headers: strip, array_separator },
+        forward: Forward { claims_to_headers, principal_header, strip_headers: strip, array_separator, header: forward_header },
+        sts,
         cache_max_entries,
         cache_max_ttl_ms: cache_max_ttl_s * 1000,
         realm,

@@ -1,11 +1,18 @@
-//! The per-request decision, free of host calls: route → extract → authenticate (cache, or parse,
-//! pick the provider by `iss`, find the key, verify, check claims) → header plan. A request whose
-//! provider has no keys yet (or names an unknown `kid`) waits for the JWKS fetch; `resume` decides
-//! it again when keys change or its deadline passes, so every paused request ends.
+//! The per-request decision, free of host calls:
+//! route → extract → authenticate (claims cache, or parse, pick the provider by `iss`, find the
+//! key, verify, check claims) → credential (forward as is, or exchange at the STS) → header plan.
+//!
+//! A request may have to wait: for its provider's first keys (or an unknown `kid`'s refetch), or
+//! for a token exchange. Waiting requests are decided again (`resume`) on every tick and whenever
+//! a fetch or an exchange ends, until they are allowed or answered: every paused request ends.
+//! Exchanges have one leader per (token, target): other requests on the same worker wait for it
+//! (in-flight map), other workers see a short shared-data marker and poll the cache; a waiter
+//! whose leader vanished takes over after the marker's deadline.
 
 use crate::cache::SlotCache;
 use crate::claims;
-use crate::config::{Config, JwksSource};
+use crate::config::{Config, JwksSource, Source};
+use crate::exchange::{self, ExchangeSpec, Failure, StsAnswer};
 use crate::extract::{self, Extracted};
 use crate::host::Host;
 use crate::jose::jws::{self, JwsError};
@@ -15,6 +22,7 @@ use crate::metrics::{Deny, Metric};
 use crate::reply::{self, Reply};
 use crate::route::{self, RouteInput};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Headers to change on the way upstream: every `remove` first, then every `set`.
@@ -24,38 +32,90 @@ pub struct HeaderPlan {
     pub set: Vec<(String, String)>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitKind {
+    Keys(usize),
+    Exchange,
+}
+
+/// A paused request: enough to decide it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
     pub token: String,
     pub route: Option<usize>,
-    pub provider: usize,
+    /// How to take the client's token out of the request (used when it is exchanged).
+    pub removal: HeaderPlan,
     pub started_ms: u64,
     pub deadline_ms: u64,
+    pub kind: WaitKind,
+}
+
+/// An STS call the glue must dispatch, then report with `exchange_done(key, …)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeCall {
+    pub key: [u8; 32],
+    pub cluster: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Allow(HeaderPlan),
     Deny(Reply),
-    /// Pause the request until `resume` decides it.
+    /// Pause until `resume` decides it.
     Wait(Pending),
+    /// Pause, dispatch this STS call, and `resume` the request after `exchange_done`.
+    Call(ExchangeCall, Pending),
 }
 
-/// Per-VM filter state: the configuration, this VM's view of the keys, the shared cache.
+/// How an STS call ended, as the glue saw it.
+pub enum CallResult<'a> {
+    Response { status: &'a str, body: &'a [u8] },
+    DispatchFailed,
+}
+
+/// A verified subject token: what the filter keeps of it (also the claims-cache payload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub provider: usize,
+    pub exp_ms: u64,
+    pub scopes: Vec<String>,
+    pub set: Vec<(String, String)>,
+}
+
+struct InFlight {
+    deadline_ms: u64,
+    route: usize,
+    allowed_scopes: Vec<String>,
+    subject_exp_ms: u64,
+}
+
+/// Per-VM filter state.
 pub struct Filter {
     pub cfg: Rc<Config>,
     pub keys: Keystore,
-    cache: SlotCache,
+    claims_cache: SlotCache,
+    exchange_cache: SlotCache,
+    /// Exchanges this VM leads, by key.
+    inflight: HashMap<[u8; 32], InFlight>,
+    /// Results of exchanges that just ended on this VM, for their waiters (a few seconds at most).
+    recent: HashMap<[u8; 32], (ExchangeResult, u64)>,
 }
 
+/// The token an exchange produced, or the answer its requests get.
+type ExchangeResult = Result<String, (Deny, Reply)>;
+
 enum Auth {
-    Ok(HeaderPlan),
+    Ok(Verified),
     Fail(Deny, &'static str),
     Unavailable,
     Wait(usize),
 }
 
-/// Where a token's provider stands on keys, when waiting is no longer allowed.
+const RECENT_MAX: usize = 4096;
+
 fn give_up(keys: &Keystore, p: usize, started: u64, missing: bool) -> Auth {
     let m = keys.meta(p);
     if missing || m.last_fail_ms >= started {
@@ -65,63 +125,78 @@ fn give_up(keys: &Keystore, p: usize, started: u64, missing: bool) -> Auth {
     }
 }
 
+fn exp_to_ms(exp_s: f64) -> u64 {
+    if exp_s >= (u64::MAX / 1000) as f64 {
+        u64::MAX
+    } else {
+        (exp_s * 1000.0) as u64
+    }
+}
+
 impl Filter {
     pub fn new(cfg: Rc<Config>) -> Filter {
         let keys = Keystore::new(&cfg);
-        let cache = SlotCache::new(&format!("{}/claims", crate::keys::NAMESPACE), cfg.cache_max_entries);
-        Filter { cfg, keys, cache }
+        let ns = crate::keys::NAMESPACE;
+        Filter {
+            claims_cache: SlotCache::new(&format!("{ns}/claims"), cfg.cache_max_entries),
+            exchange_cache: SlotCache::new(&format!("{ns}/xchg"), cfg.cache_max_entries),
+            cfg,
+            keys,
+            inflight: HashMap::new(),
+            recent: HashMap::new(),
+        }
     }
 
     pub fn init(&mut self, host: &dyn Host) {
-        let cfg = self.cfg.clone();
-        self.keys.init(&cfg, host);
+        self.keys.init(host);
     }
 
+    /// Every tick: JWKS sync/refresh, and forget exchange state past its time.
     pub fn tick(&mut self, host: &dyn Host) -> Vec<FetchRequest> {
-        let cfg = self.cfg.clone();
-        self.keys.tick(&cfg, host)
+        let now = host.now_ms();
+        self.recent.retain(|_, (_, until)| *until > now);
+        self.inflight.retain(|_, f| f.deadline_ms > now);
+        self.keys.tick(host)
     }
 
     pub fn fetch_done(&mut self, p: usize, result: Result<Vec<u8>, String>, host: &dyn Host) {
-        let cfg = self.cfg.clone();
-        self.keys.fetch_done(&cfg, p, result, host);
+        self.keys.fetch_done(p, result, host);
     }
 
     fn strip_plan(&self) -> HeaderPlan {
         HeaderPlan { remove: self.cfg.forward.strip_headers.clone(), set: Vec::new() }
     }
 
-    fn deny(&self, host: &dyn Host, d: Deny, description: &'static str) -> Outcome {
-        host.count(Metric::Denied(d));
-        Outcome::Deny(match d {
+    fn reply_for(&self, d: Deny, description: &'static str) -> Reply {
+        match d {
             Deny::Missing => reply::missing(&self.cfg.realm),
             Deny::BadRequest => reply::invalid_request(&self.cfg.realm, description),
-            Deny::JwksUnavailable => reply::unavailable(description),
+            Deny::JwksUnavailable | Deny::ExchangeUnavailable => reply::unavailable(description),
+            Deny::InsufficientScope => reply::insufficient_scope(&self.cfg.realm, description, ""),
             _ => reply::invalid_token(&self.cfg.realm, description),
-        })
+        }
     }
 
-    fn finish(&self, host: &dyn Host, auth: Auth, pending: impl FnOnce(usize) -> Pending) -> Outcome {
-        match auth {
-            Auth::Ok(plan) => {
-                host.count(Metric::Allowed);
-                Outcome::Allow(plan)
-            }
-            Auth::Fail(d, desc) => self.deny(host, d, desc),
-            Auth::Unavailable => self.deny(host, Deny::JwksUnavailable, "signing keys unavailable"),
-            Auth::Wait(p) => {
-                host.count(Metric::JwksWait);
-                Outcome::Wait(pending(p))
-            }
-        }
+    fn deny(&self, host: &dyn Host, d: Deny, description: &'static str) -> Outcome {
+        self.deny_with(host, d, self.reply_for(d, description))
+    }
+
+    fn deny_with(&self, host: &dyn Host, d: Deny, r: Reply) -> Outcome {
+        host.count(Metric::Denied(d));
+        Outcome::Deny(r)
+    }
+
+    fn allow(&self, host: &dyn Host, plan: HeaderPlan) -> Outcome {
+        host.count(Metric::Allowed);
+        Outcome::Allow(plan)
     }
 
     /// Decides a request from its route and headers.
     pub fn on_request(&mut self, r: &RouteInput, headers: &[(String, Vec<u8>)], host: &dyn Host) -> Outcome {
         let route = route::select(&self.cfg.routes, r);
         let anonymous = route.is_some_and(|i| self.cfg.routes[i].allow_anonymous);
-        let token = match extract::extract(&self.cfg.sources, headers, r.path) {
-            Extracted::Token { token, .. } => token,
+        let (token, source) = match extract::extract(&self.cfg.sources, headers, r.path) {
+            Extracted::Token { token, source } => (token, source),
             Extracted::None if anonymous => {
                 host.count(Metric::AllowedAnonymous);
                 return Outcome::Allow(self.strip_plan());
@@ -131,24 +206,44 @@ impl Filter {
             Extracted::Malformed => return self.deny(host, Deny::Malformed, "token malformed"),
         };
         let now = host.now_ms();
-        let auth = self.authenticate(&token, route, now, None, host);
-        self.finish(host, auth, |p| Pending {
-            token,
-            route,
-            provider: p,
-            started_ms: now,
-            deadline_ms: now + self.keys.timeout_ms(p) + 500,
-        })
+        let removal = match route.and_then(|i| self.cfg.routes[i].exchange.as_ref()) {
+            Some(_) => removal_plan(&self.cfg.sources[source], headers, r.path),
+            None => HeaderPlan::default(),
+        };
+        let p = Pending { token, route, removal, started_ms: now, deadline_ms: now, kind: WaitKind::Exchange };
+        self.decide(&p, now, false, host)
     }
 
     /// Decides a waiting request again. `None`: keep waiting.
     pub fn resume(&mut self, pending: &Pending, host: &dyn Host) -> Option<Outcome> {
         let now = host.now_ms();
-        let auth = self.authenticate(&pending.token, pending.route, now, Some(pending), host);
-        if let Auth::Wait(_) = auth {
-            return None;
+        match self.decide(pending, now, true, host) {
+            Outcome::Wait(_) => None,
+            other => Some(other),
         }
-        Some(self.finish(host, auth, |_| pending.clone()))
+    }
+
+    fn decide(&mut self, p: &Pending, now: u64, resumed: bool, host: &dyn Host) -> Outcome {
+        let waited = resumed.then_some(p);
+        match self.authenticate(&p.token, p.route, now, waited, host) {
+            Auth::Ok(v) => match p.route.and_then(|r| self.cfg.routes[r].exchange.as_ref().map(|_| r)) {
+                Some(r) => self.exchange(p, r, v, now, resumed, host),
+                None => {
+                    let mut plan = self.strip_plan();
+                    plan.set = v.set;
+                    self.allow(host, plan)
+                }
+            },
+            Auth::Fail(d, desc) => self.deny(host, d, desc),
+            Auth::Unavailable => self.deny(host, Deny::JwksUnavailable, "signing keys unavailable"),
+            Auth::Wait(provider) => {
+                if !resumed {
+                    host.count(Metric::JwksWait);
+                }
+                let deadline_ms = if resumed { p.deadline_ms } else { now + self.keys.timeout_ms(provider) + 500 };
+                Outcome::Wait(Pending { deadline_ms, kind: WaitKind::Keys(provider), started_ms: if resumed { p.started_ms } else { now }, ..p.clone() })
+            }
+        }
     }
 
     fn cache_key(&self, token: &str) -> [u8; 32] {
@@ -167,14 +262,14 @@ impl Filter {
         let cfg = self.cfg.clone();
         let key = self.cache_key(token);
         if cfg.cache_max_ttl_ms > 0 {
-            if let Some(entry) = self.cache.get(host, &key, now) {
-                if let Some((p, plan)) = decode_entry(&entry, &cfg.forward.strip_headers) {
+            if let Some(v) = self.claims_cache.get(host, &key, now).and_then(|e| decode_entry(&e)) {
+                if waited.is_none() {
                     host.count(Metric::CacheHit);
-                    if !self.allowed_on_route(route, p) {
-                        return Auth::Fail(Deny::ProviderNotAllowed, "issuer not accepted on this route");
-                    }
-                    return Auth::Ok(plan);
                 }
+                if !self.allowed_on_route(route, v.provider) {
+                    return Auth::Fail(Deny::ProviderNotAllowed, "issuer not accepted on this route");
+                }
+                return Auth::Ok(v);
             }
             if waited.is_none() {
                 host.count(Metric::CacheMiss);
@@ -197,16 +292,16 @@ impl Filter {
         if provider.algorithms.as_ref().is_some_and(|a| !a.contains(&jws.alg)) {
             return Auth::Fail(Deny::Algorithm, "token algorithm not allowed");
         }
-        let keys = match self.keys.state(&cfg, p, jws.kid.as_deref(), host) {
+        let started = waited.map(|w| w.started_ms).unwrap_or(now);
+        let keys = match self.keys.state(p, jws.kid.as_deref(), host) {
             KeyState::Ready(k) => k,
             KeyState::Missing => {
                 let m = self.keys.meta(p);
-                let started = waited.map(|w| w.started_ms).unwrap_or(now);
-                let can_wait = waited.is_none_or(|w| now < w.deadline_ms && m.last_fail_ms < started && m.last_ok_ms < started);
                 // Fail fast while a recent fetch failure's back-off runs.
                 if waited.is_none() && m.last_fail_ms > m.last_ok_ms && now < m.last_fail_ms + self.keys.retry_ms(p) {
                     return Auth::Unavailable;
                 }
+                let can_wait = waited.is_none_or(|w| now < w.deadline_ms && m.last_fail_ms < started && m.last_ok_ms < started);
                 if !can_wait {
                     return give_up(&self.keys, p, started, true);
                 }
@@ -215,21 +310,21 @@ impl Filter {
             }
             KeyState::UnknownKid(_) => {
                 let remote = matches!(provider.jwks, JwksSource::Remote(_));
-                let started = waited.map(|w| w.started_ms).unwrap_or(now);
-                match waited {
+                return match waited {
                     None if remote && self.keys.may_refetch(p, now) => {
                         self.keys.want(p, Want::UnknownKid);
-                        return Auth::Wait(p);
+                        Auth::Wait(p)
                     }
+                    None => Auth::Fail(Deny::UnknownKid, "token signing key is unknown"),
                     Some(w) => {
                         let m = self.keys.meta(p);
                         if now < w.deadline_ms && m.last_ok_ms < started && m.last_fail_ms < started {
-                            return Auth::Wait(p);
+                            Auth::Wait(p)
+                        } else {
+                            give_up(&self.keys, p, started, false)
                         }
-                        return give_up(&self.keys, p, started, false);
                     }
-                    None => return Auth::Fail(Deny::UnknownKid, "token signing key is unknown"),
-                }
+                };
             }
         };
         match verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature) {
@@ -242,57 +337,306 @@ impl Filter {
             Ok(exp) => exp,
             Err(e) => return Auth::Fail(e.reason, e.description),
         };
-        let plan = match self.plan_for(&jws.payload) {
-            Some(plan) => plan,
-            None => return Auth::Fail(Deny::HeaderValue, "token claim cannot be forwarded as a header"),
+        let Some(set) = self.claim_headers(&jws.payload) else {
+            return Auth::Fail(Deny::HeaderValue, "token claim cannot be forwarded as a header");
         };
+        let v = Verified { provider: p, exp_ms: exp_to_ms(exp), scopes: exchange::subject_scopes(&jws.payload), set };
         if cfg.cache_max_ttl_ms > 0 {
-            let exp_ms = if exp >= (u64::MAX / 1000) as f64 { u64::MAX } else { (exp * 1000.0) as u64 };
-            let until = exp_ms.min(now.saturating_add(cfg.cache_max_ttl_ms));
+            let until = v.exp_ms.min(now.saturating_add(cfg.cache_max_ttl_ms));
             if until > now {
-                self.cache.put(host, &key, until, &encode_entry(p, &plan), now);
+                self.claims_cache.put(host, &key, until, &encode_entry(&v), now);
             }
         }
-        Auth::Ok(plan)
+        Auth::Ok(v)
     }
 
-    /// Strip every filter-owned header, then set the claim and principal headers.
-    fn plan_for(&self, payload: &serde_json::Map<String, serde_json::Value>) -> Option<HeaderPlan> {
+    /// The claim and principal headers to set.
+    fn claim_headers(&self, payload: &serde_json::Map<String, serde_json::Value>) -> Option<Vec<(String, String)>> {
         let fw = &self.cfg.forward;
-        let mut plan = self.strip_plan();
+        let mut set = Vec::new();
         for (claim, header) in &fw.claims_to_headers {
             if let Some(v) = payload.get(claim) {
                 if v.is_null() {
                     continue;
                 }
-                plan.set.push((header.clone(), claims::header_value(v, &fw.array_separator)?));
+                set.push((header.clone(), claims::header_value(v, &fw.array_separator)?));
             }
         }
         if let Some(h) = &fw.principal_header {
             let iss = payload.get("iss").and_then(|v| v.as_str())?;
             let sub = payload.get("sub").and_then(|v| v.as_str())?;
-            plan.set.push((h.clone(), claims::principal(iss, sub)));
+            set.push((h.clone(), claims::principal(iss, sub)));
         }
-        Some(plan)
+        Some(set)
+    }
+
+    // ---------- token exchange ----------
+
+    fn exchange_key(&self, token: &str, spec: &ExchangeSpec, scopes: &[String]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.cfg.fingerprint);
+        h.update([1u8]);
+        h.update(token.as_bytes());
+        for list in [&spec.audiences, &spec.resources, &scopes.to_vec()] {
+            h.update([0u8]);
+            for v in list.iter() {
+                h.update(v.as_bytes());
+                h.update([0xffu8]);
+            }
+        }
+        h.finalize().into()
+    }
+
+    fn marker_key(&self, key: &[u8; 32]) -> String {
+        let slot = u32::from_be_bytes([key[28], key[29], key[30], key[31]]) % self.cfg.cache_max_entries;
+        format!("{}/xinf/{slot}", crate::keys::NAMESPACE)
+    }
+
+    /// The live shared in-flight marker for `key`, if another VM leads this exchange.
+    fn marker_deadline(&self, key: &[u8; 32], now: u64, host: &dyn Host) -> Option<u64> {
+        let (v, _) = host.shared_get(&self.marker_key(key))?;
+        if v.len() != 24 || v[..16] != key[..16] {
+            return None;
+        }
+        let mut d = [0u8; 8];
+        d.copy_from_slice(&v[16..24]);
+        let deadline = u64::from_be_bytes(d);
+        (deadline > now).then_some(deadline)
+    }
+
+    fn set_marker(&self, key: &[u8; 32], deadline: u64, host: &dyn Host) {
+        let mut v = key[..16].to_vec();
+        v.extend_from_slice(&deadline.to_be_bytes());
+        let _ = host.shared_set(&self.marker_key(key), &v, None);
+    }
+
+    fn exchanged_plan(&self, p: &Pending, v: Verified, token: &str) -> HeaderPlan {
+        let mut plan = self.strip_plan();
+        plan.remove.extend(p.removal.remove.iter().cloned());
+        plan.set = v.set;
+        plan.set.extend(p.removal.set.iter().cloned());
+        let h = &self.cfg.forward.header;
+        let value = if h == "authorization" { format!("Bearer {token}") } else { token.to_owned() };
+        plan.set.push((h.clone(), value));
+        plan
+    }
+
+    fn exchange(&mut self, p: &Pending, route: usize, v: Verified, now: u64, resumed: bool, host: &dyn Host) -> Outcome {
+        let cfg = self.cfg.clone();
+        let (Some(sts), Some(spec)) = (cfg.sts.as_ref(), cfg.routes[route].exchange.as_ref()) else {
+            return self.deny(host, Deny::ExchangeUnavailable, "token exchange not configured");
+        };
+        let scopes = match exchange::downscope(&spec.scopes, &v.scopes) {
+            Ok(s) => s,
+            Err(_) => {
+                let r = reply::insufficient_scope(&cfg.realm, "token lacks a scope this route requires", &spec.scopes.join(" "));
+                return self.deny_with(host, Deny::InsufficientScope, r);
+            }
+        };
+        let key = self.exchange_key(&p.token, spec, &scopes);
+        if let Some(tok) = self.exchange_cache.get(host, &key, now) {
+            if let Ok(tok) = String::from_utf8(tok) {
+                host.count(Metric::ExchangeCacheHit);
+                let plan = self.exchanged_plan(p, v, &tok);
+                return self.allow(host, plan);
+            }
+        }
+        if let Some((res, until)) = self.recent.get(&key) {
+            if now < *until {
+                return match res.clone() {
+                    Ok(tok) => {
+                        let plan = self.exchanged_plan(p, v, &tok);
+                        self.allow(host, plan)
+                    }
+                    Err((d, r)) => self.deny_with(host, d, r),
+                };
+            }
+        }
+        let led_here = self.inflight.get(&key).map(|f| f.deadline_ms).filter(|d| *d > now);
+        if let Some(deadline) = led_here.or_else(|| self.marker_deadline(&key, now, host)) {
+            if !resumed {
+                host.count(Metric::ExchangeWait);
+            }
+            return Outcome::Wait(Pending { deadline_ms: deadline, kind: WaitKind::Exchange, ..p.clone() });
+        }
+        // Lead this exchange.
+        host.count(Metric::ExchangeCacheMiss);
+        let deadline = now + sts.timeout_ms + 500;
+        let allowed_scopes = if spec.scopes.is_empty() { v.scopes.clone() } else { scopes.clone() };
+        self.inflight.insert(key, InFlight { deadline_ms: deadline, route, allowed_scopes, subject_exp_ms: v.exp_ms });
+        self.set_marker(&key, deadline, host);
+        let req = exchange::build_request(
+            &sts.authority,
+            &sts.path,
+            &sts.client_auth,
+            spec,
+            &scopes,
+            &p.token,
+            &sts.subject_token_type,
+            &sts.requested_token_type,
+        );
+        let call = ExchangeCall { key, cluster: sts.cluster.clone(), headers: req.headers, body: req.body.into_bytes(), timeout_ms: sts.timeout_ms };
+        Outcome::Call(call, Pending { deadline_ms: deadline, kind: WaitKind::Exchange, ..p.clone() })
+    }
+
+    /// The leader of `key` could not dispatch or went away: let a waiter take over at once.
+    pub fn abandon(&mut self, key: &[u8; 32], host: &dyn Host) {
+        if self.inflight.remove(key).is_some() {
+            self.set_marker(key, 0, host);
+        }
+    }
+
+    /// An STS call ended. Records the result for the key's waiters (cache, or `recent`), counts it.
+    pub fn exchange_done(&mut self, key: &[u8; 32], result: CallResult, host: &dyn Host) {
+        let now = host.now_ms();
+        let Some(f) = self.inflight.remove(key) else {
+            log::debug!("token exchange answer for an exchange no longer in flight");
+            return;
+        };
+        self.set_marker(key, 0, host);
+        let answer = match result {
+            CallResult::Response { status, body } if body.len() <= exchange::MAX_RESPONSE_BYTES => exchange::parse_response(status, body),
+            CallResult::Response { .. } => StsAnswer::Failed(Failure::BadResponse),
+            CallResult::DispatchFailed => StsAnswer::Failed(Failure::Dispatch),
+        };
+        let outcome: ExchangeResult = match answer {
+            StsAnswer::Token { access_token, expires_in } => match self.check_issued(&access_token, &f, now, host) {
+                Ok(exp_ms) => {
+                    host.count(Metric::ExchangeOk);
+                    let sts_margin = self.cfg.sts.as_ref().map(|s| s.margin_ms).unwrap_or(0);
+                    let mut until = exp_ms.min(f.subject_exp_ms);
+                    if let Some(e) = expires_in {
+                        until = until.min(now.saturating_add(e.saturating_mul(1000)));
+                    }
+                    let cache_until = until.saturating_sub(sts_margin);
+                    if cache_until > now {
+                        self.exchange_cache.put(host, key, cache_until, access_token.as_bytes(), now);
+                    }
+                    self.remember(key, Ok(access_token), until.min(now + 2000));
+                    return;
+                }
+                Err(why) => {
+                    host.count(Metric::ExchangeRejected);
+                    log::warn!("token exchange: the STS answer was rejected: {why}");
+                    Err((Deny::ExchangeUnavailable, reply::unavailable("token exchange failed")))
+                }
+            },
+            StsAnswer::Refused { status, description, .. } => {
+                host.count(Metric::ExchangeFailed(Failure::Refused));
+                let r = if status == 401 {
+                    reply::invalid_token(&self.cfg.realm, description)
+                } else {
+                    reply::insufficient_scope(&self.cfg.realm, description, "")
+                };
+                Err((Deny::ExchangeRefused, r))
+            }
+            StsAnswer::Failed(why) => {
+                host.count(Metric::ExchangeFailed(why));
+                log::warn!("token exchange failed: {}", why.name());
+                Err((Deny::ExchangeUnavailable, reply::unavailable("token exchange unavailable")))
+            }
+        };
+        self.remember(key, outcome, now + 1000);
+    }
+
+    fn remember(&mut self, key: &[u8; 32], r: ExchangeResult, until: u64) {
+        if self.recent.len() >= RECENT_MAX {
+            self.recent.clear();
+        }
+        self.recent.insert(*key, (r, until));
+    }
+
+    /// Verifies an issued token before it may be forwarded: a JWT must verify against the STS keys
+    /// and carry the right issuer, audience, expiry and scope. Returns its expiry (ms).
+    fn check_issued(&mut self, token: &str, f: &InFlight, now: u64, host: &dyn Host) -> Result<u64, &'static str> {
+        let cfg = self.cfg.clone();
+        let Some(sts) = cfg.sts.as_ref() else { return Err("no STS configured") };
+        let spec = cfg.routes.get(f.route).and_then(|r| r.exchange.as_ref()).ok_or("route changed")?;
+        if token.bytes().filter(|c| *c == b'.').count() != 2 {
+            // Not a JWS: an opaque token cannot be checked here; the upstream verifies it. It is
+            // cached no longer than the subject token (and `expires_in`).
+            return Ok(f.subject_exp_ms);
+        }
+        if sts.jwks.is_none() {
+            return Err("issued token is a JWT but `sts.jwks` is not configured");
+        }
+        let jws = jws::parse(token, 16 * 1024).map_err(|e| e.description())?;
+        let idx = cfg.providers.len();
+        let keys = match self.keys.state(idx, jws.kid.as_deref(), host) {
+            KeyState::Ready(k) => k,
+            KeyState::Missing => {
+                self.keys.want(idx, Want::FirstKeys);
+                return Err("STS signing keys not loaded yet");
+            }
+            KeyState::UnknownKid(_) => {
+                self.keys.want(idx, Want::UnknownKid);
+                return Err("issued token names an unknown STS key");
+            }
+        };
+        verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature)
+            .map_err(|_| "issued token signature invalid")?;
+        let exp = exchange::check_issued_claims(&jws.payload, &sts.issuer, spec, &f.allowed_scopes, now)?;
+        Ok(exp_to_ms(exp))
     }
 }
 
-/// Cache payload: provider index, then `name \0 value \0` per header to set.
+/// Takes the client's token out of the request when it is replaced by an exchanged one.
+fn removal_plan(source: &Source, headers: &[(String, Vec<u8>)], path: &str) -> HeaderPlan {
+    match source {
+        Source::Header { name, .. } => HeaderPlan { remove: vec![name.clone()], set: vec![] },
+        Source::Cookie(name) => {
+            let kept: Vec<String> = headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+                .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+                .flat_map(|v| v.split(';'))
+                .map(str::trim)
+                .filter(|c| !c.is_empty() && c.split_once('=').map(|(k, _)| k.trim()) != Some(name.as_str()))
+                .map(str::to_owned)
+                .collect();
+            let mut plan = HeaderPlan { remove: vec!["cookie".into()], set: vec![] };
+            if !kept.is_empty() {
+                plan.set.push(("cookie".into(), kept.join("; ")));
+            }
+            plan
+        }
+        Source::Query(name) => {
+            let (base, query) = path.split_once('?').unwrap_or((path, ""));
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|kv| !kv.is_empty() && kv.split_once('=').map(|(k, _)| k).unwrap_or(kv) != name)
+                .collect();
+            let new = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+            HeaderPlan { remove: vec![], set: vec![(":path".into(), new)] }
+        }
+    }
+}
+
+/// Claims-cache payload: provider, subject `exp` (ms), scopes, then `name \0 value \0` per header.
 /// Header values never contain NUL (control bytes are refused before caching).
-fn encode_entry(p: usize, plan: &HeaderPlan) -> Vec<u8> {
-    let mut v = vec![p as u8];
-    for (k, val) in &plan.set {
-        v.extend_from_slice(k.as_bytes());
-        v.push(0);
-        v.extend_from_slice(val.as_bytes());
-        v.push(0);
+fn encode_entry(v: &Verified) -> Vec<u8> {
+    let mut out = vec![v.provider as u8];
+    out.extend_from_slice(&v.exp_ms.to_be_bytes());
+    out.extend_from_slice(v.scopes.join(" ").as_bytes());
+    out.push(0);
+    for (k, val) in &v.set {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(val.as_bytes());
+        out.push(0);
     }
-    v
+    out
 }
 
-fn decode_entry(bytes: &[u8], strip: &[String]) -> Option<(usize, HeaderPlan)> {
-    let (&p, rest) = bytes.split_first()?;
-    let mut parts = rest.split(|c| *c == 0);
+fn decode_entry(bytes: &[u8]) -> Option<Verified> {
+    if bytes.len() < 10 {
+        return None;
+    }
+    let provider = bytes[0] as usize;
+    let mut e = [0u8; 8];
+    e.copy_from_slice(&bytes[1..9]);
+    let mut parts = bytes[9..].split(|c| *c == 0);
+    let scopes = std::str::from_utf8(parts.next()?).ok()?.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
     let mut set = Vec::new();
     while let Some(k) = parts.next() {
         if k.is_empty() {
@@ -301,5 +645,5 @@ fn decode_entry(bytes: &[u8], strip: &[String]) -> Option<(usize, HeaderPlan)> {
         let v = parts.next()?;
         set.push((String::from_utf8(k.to_vec()).ok()?, String::from_utf8(v.to_vec()).ok()?));
     }
-    Some((p as usize, HeaderPlan { remove: strip.to_vec(), set }))
+    Some(Verified { provider, exp_ms: u64::from_be_bytes(e), scopes, set })
 }

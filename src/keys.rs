@@ -89,6 +89,7 @@ pub struct FetchRequest {
 
 pub struct Keystore {
     providers: Vec<ProviderKeys>,
+    names: Vec<String>,
 }
 
 fn source_id(name: &str, r: &RemoteJwks) -> String {
@@ -101,14 +102,16 @@ fn parse_lease(v: &[u8]) -> u64 {
 }
 
 impl Keystore {
+    /// One slot per `Config::key_sources()`: the providers, then the STS.
     pub fn new(cfg: &Config) -> Keystore {
-        let providers = cfg
-            .providers
-            .iter()
-            .map(|p| match &p.jwks {
+        let sources = cfg.key_sources();
+        let names = sources.iter().map(|(n, _)| n.to_string()).collect();
+        let providers = sources
+            .into_iter()
+            .map(|(name, jwks)| match jwks {
                 JwksSource::Inline(set) => ProviderKeys { set: Some(set.clone()), remote: None },
                 JwksSource::Remote(r) => {
-                    let record_key = source_id(&p.name, r);
+                    let record_key = source_id(name, r);
                     ProviderKeys {
                         set: None,
                         remote: Some(Remote {
@@ -124,24 +127,28 @@ impl Keystore {
                 }
             })
             .collect();
-        Keystore { providers }
+        Keystore { providers, names }
+    }
+
+    fn name(&self, p: usize) -> &str {
+        self.names.get(p).map(String::as_str).unwrap_or("?")
     }
 
     /// Configure time: make sure every lease key exists (see the module doc), and load whatever
     /// keys other VMs already fetched.
-    pub fn init(&mut self, cfg: &Config, host: &dyn Host) {
+    pub fn init(&mut self, host: &dyn Host) {
         for i in 0..self.providers.len() {
             if let Some(r) = &self.providers[i].remote {
                 if host.shared_get(&r.lease_key).is_none() {
                     let _ = host.shared_set(&r.lease_key, b"0", None);
                 }
             }
-            self.sync(cfg, i, host);
+            self.sync(i, host);
         }
     }
 
     /// Re-reads a remote provider's record; decodes keys only when it changed. Returns true if it did.
-    pub fn sync(&mut self, cfg: &Config, p: usize, host: &dyn Host) -> bool {
+    pub fn sync(&mut self, p: usize, host: &dyn Host) -> bool {
         let Some(pk) = self.providers.get_mut(p) else { return false };
         let Some(r) = pk.remote.as_mut() else { return false };
         let Some((bytes, cas)) = host.shared_get(&r.record_key) else { return false };
@@ -155,7 +162,7 @@ impl Keystore {
         if !body.is_empty() {
             match jwk::parse_jwks(body) {
                 Ok((set, _)) if !set.keys.is_empty() => pk.set = Some(Rc::new(set)),
-                _ => log::warn!("provider {}: shared JWKS record does not parse", cfg.providers[p].name),
+                _ => log::warn!("provider {}: shared JWKS record does not parse", self.names[p]),
             }
         }
         true
@@ -163,7 +170,7 @@ impl Keystore {
 
     /// The keys for provider `p` given a token's `kid`. Re-reads shared data once on a miss, in
     /// case another worker fetched newer keys since this VM's last tick.
-    pub fn state(&mut self, cfg: &Config, p: usize, kid: Option<&str>, host: &dyn Host) -> KeyState {
+    pub fn state(&mut self, p: usize, kid: Option<&str>, host: &dyn Host) -> KeyState {
         let ready = |set: &Option<Rc<KeySet>>| match (set, kid) {
             (Some(s), Some(k)) if s.has_kid(k) => Some(s.clone()),
             (Some(s), None) => Some(s.clone()),
@@ -172,7 +179,7 @@ impl Keystore {
         if let Some(s) = ready(&self.providers[p].set) {
             return KeyState::Ready(s);
         }
-        if self.sync(cfg, p, host) {
+        if self.sync(p, host) {
             if let Some(s) = ready(&self.providers[p].set) {
                 return KeyState::Ready(s);
             }
@@ -210,11 +217,11 @@ impl Keystore {
 
     /// Every VM's `on_tick`: pick up keys other VMs fetched, and start a fetch where one is due
     /// and this VM wins the lease.
-    pub fn tick(&mut self, cfg: &Config, host: &dyn Host) -> Vec<FetchRequest> {
+    pub fn tick(&mut self, host: &dyn Host) -> Vec<FetchRequest> {
         let now = host.now_ms();
         let mut out = Vec::new();
         for p in 0..self.providers.len() {
-            self.sync(cfg, p, host);
+            self.sync(p, host);
             let Some(r) = self.providers[p].remote.as_mut() else { continue };
             if r.inflight_until > now {
                 continue;
@@ -257,9 +264,9 @@ impl Keystore {
     }
 
     /// The outcome of a fetch this VM dispatched: `Ok(body)` for a 200, `Err(reason)` otherwise.
-    pub fn fetch_done(&mut self, cfg: &Config, p: usize, result: Result<Vec<u8>, String>, host: &dyn Host) {
+    pub fn fetch_done(&mut self, p: usize, result: Result<Vec<u8>, String>, host: &dyn Host) {
         let now = host.now_ms();
-        let name = cfg.providers.get(p).map(|x| x.name.as_str()).unwrap_or("?");
+        let name = self.name(p).to_owned();
         let Some(pk) = self.providers.get_mut(p) else { return };
         let Some(r) = pk.remote.as_mut() else { return };
         r.inflight_until = 0;

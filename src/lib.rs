@@ -24,3 +24,4 @@ mod tests;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
+pub mod exchange;

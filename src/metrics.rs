@@ -1,5 +1,7 @@
 //! Every counter the filter emits, with its stable name (shown by Envoy under `<stat_prefix>.<name>`).
 
+use crate::exchange::Failure;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Deny {
     Missing,
@@ -17,10 +19,13 @@ pub enum Deny {
     ProviderNotAllowed,
     HeaderValue,
     JwksUnavailable,
+    InsufficientScope,
+    ExchangeRefused,
+    ExchangeUnavailable,
 }
 
 impl Deny {
-    pub const ALL: [Deny; 15] = [
+    pub const ALL: [Deny; 18] = [
         Deny::Missing,
         Deny::BadRequest,
         Deny::Malformed,
@@ -36,6 +41,9 @@ impl Deny {
         Deny::ProviderNotAllowed,
         Deny::HeaderValue,
         Deny::JwksUnavailable,
+        Deny::InsufficientScope,
+        Deny::ExchangeRefused,
+        Deny::ExchangeUnavailable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +63,9 @@ impl Deny {
             Deny::ProviderNotAllowed => "provider_not_allowed",
             Deny::HeaderValue => "header_value",
             Deny::JwksUnavailable => "jwks_unavailable",
+            Deny::InsufficientScope => "insufficient_scope",
+            Deny::ExchangeRefused => "exchange_refused",
+            Deny::ExchangeUnavailable => "exchange_unavailable",
         }
     }
 }
@@ -70,6 +81,14 @@ pub enum Metric {
     JwksFetchFailed,
     JwksKeysRejected,
     JwksWait,
+    ExchangeOk,
+    ExchangeCacheHit,
+    ExchangeCacheMiss,
+    /// The STS answered with a token that failed verification; it was never forwarded.
+    ExchangeRejected,
+    /// Requests that waited for another request's exchange instead of calling the STS.
+    ExchangeWait,
+    ExchangeFailed(Failure),
 }
 
 impl Metric {
@@ -83,8 +102,14 @@ impl Metric {
             Metric::JwksFetchFailed,
             Metric::JwksKeysRejected,
             Metric::JwksWait,
+            Metric::ExchangeOk,
+            Metric::ExchangeCacheHit,
+            Metric::ExchangeCacheMiss,
+            Metric::ExchangeRejected,
+            Metric::ExchangeWait,
         ];
         v.extend(Deny::ALL.iter().map(|d| Metric::Denied(*d)));
+        v.extend(Failure::ALL.iter().map(|f| Metric::ExchangeFailed(*f)));
         v
     }
 
@@ -99,7 +124,13 @@ impl Metric {
             Metric::JwksFetchFailed => 5,
             Metric::JwksKeysRejected => 6,
             Metric::JwksWait => 7,
-            Metric::Denied(d) => 8 + d as usize,
+            Metric::ExchangeOk => 8,
+            Metric::ExchangeCacheHit => 9,
+            Metric::ExchangeCacheMiss => 10,
+            Metric::ExchangeRejected => 11,
+            Metric::ExchangeWait => 12,
+            Metric::Denied(d) => 13 + d as usize,
+            Metric::ExchangeFailed(f) => 13 + Deny::ALL.len() + f as usize,
         }
     }
 
@@ -113,6 +144,12 @@ impl Metric {
             Metric::JwksFetchFailed => "jwks_fetch_failed".into(),
             Metric::JwksKeysRejected => "jwks_keys_rejected".into(),
             Metric::JwksWait => "jwks_wait".into(),
+            Metric::ExchangeOk => "exchange_ok".into(),
+            Metric::ExchangeCacheHit => "exchange_cache_hit".into(),
+            Metric::ExchangeCacheMiss => "exchange_cache_miss".into(),
+            Metric::ExchangeRejected => "exchange_rejected".into(),
+            Metric::ExchangeWait => "exchange_wait".into(),
+            Metric::ExchangeFailed(f) => format!("exchange_failed.{}", f.name()),
             Metric::Denied(d) => format!("denied.{}", d.name()),
         }
     }

@@ -49,3 +49,14 @@ pub fn unavailable(description: &str) -> Reply {
     headers.push(("retry-after".into(), "1".into()));
     Reply { status: 503, headers, body: json_body("temporarily_unavailable", Some(description)) }
 }
+
+/// RFC 6750 §3.1 `insufficient_scope` (403), with the scope the resource needs when known.
+pub fn insufficient_scope(realm: &str, description: &str, scope: &str) -> Reply {
+    let mut headers = base_headers();
+    let scope_attr = if scope.is_empty() { String::new() } else { format!(", scope=\"{scope}\"") };
+    headers.push((
+        "www-authenticate".into(),
+        format!("Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{description}\"{scope_attr}"),
+    ));
+    Reply { status: 403, headers, body: json_body("insufficient_scope", Some(description)) }
+}

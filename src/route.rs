@@ -31,7 +31,7 @@ mod tests {
     use crate::config::RouteMatch;
 
     fn route(m: RouteMatch) -> Route {
-        Route { matcher: m, allow_anonymous: false, providers: vec![] }
+        Route { matcher: m, allow_anonymous: false, providers: vec![], exchange: None }
     }
 
     #[test]

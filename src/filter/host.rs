@@ -4,7 +4,7 @@ use crate::flow::{HeaderPlan, Outcome};
 use crate::host::{Host, SetError};
 use crate::metrics::Metric;
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{MapType, MetricType, Status};
+use proxy_wasm::types::{BufferType, MapType, MetricType, Status};
 use std::time::UNIX_EPOCH;
 
 /// Metric ids, defined once per VM at configure time, indexed by `Metric::index`.
@@ -71,6 +71,23 @@ fn apply_plan(plan: &HeaderPlan) {
     }
 }
 
+/// The `:status` and body of the HTTP call response being delivered (body `None` if over `max`).
+pub fn call_response(body_size: usize, max: usize) -> (String, Option<Vec<u8>>) {
+    let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let body = if body_size > max {
+        None
+    } else if body_size == 0 {
+        Some(Vec::new())
+    } else {
+        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten()
+    };
+    (status, body)
+}
+
 /// Carries out an outcome on the current (effective) HTTP context. Returns true if the request
 /// may continue upstream now.
 pub fn apply(outcome: &Outcome) -> bool {
@@ -84,6 +101,6 @@ pub fn apply(outcome: &Outcome) -> bool {
             let _ = hostcalls::send_http_response(r.status, headers, Some(r.body.as_bytes()));
             false
         }
-        Outcome::Wait(_) => false,
+        Outcome::Wait(_) | Outcome::Call(..) => false,
     }
 }

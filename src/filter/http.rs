@@ -1,8 +1,9 @@
-//! HTTP context: reads the request, asks the core, applies the outcome.
+//! HTTP context: reads the request, asks the core, applies the outcome; leads the token exchanges
+//! it starts (their answers come back here).
 
-use super::host::{apply, WasmHost};
-use super::root::Shared;
-use crate::flow::Outcome;
+use super::host::{apply, call_response, WasmHost};
+use super::root::{dispatch, wake_pending, Shared};
+use crate::flow::{CallResult, Outcome, Pending};
 use crate::reply;
 use crate::route::RouteInput;
 use proxy_wasm::hostcalls;
@@ -13,19 +14,59 @@ use std::rc::Rc;
 pub struct Http {
     id: u32,
     shared: Option<Rc<Shared>>,
+    /// The exchange this request leads: (callout token, key, this request).
+    leading: Option<(u32, [u8; 32], Pending)>,
 }
 
 impl Http {
     pub fn new(id: u32, shared: Option<Rc<Shared>>) -> Http {
-        Http { id, shared }
+        Http { id, shared, leading: None }
+    }
+
+    /// Carries out an outcome on this (current) context: Continue, or Pause while it waits or
+    /// after a local reply.
+    fn carry_out(&mut self, s: &Shared, outcome: Outcome) -> Action {
+        let host = WasmHost { metrics: &s.metrics };
+        match outcome {
+            Outcome::Wait(p) => {
+                s.pending.borrow_mut().insert(self.id, p);
+                Action::Pause
+            }
+            Outcome::Call(call, p) => match dispatch(&call) {
+                Ok(token) => {
+                    self.leading = Some((token, call.key, p));
+                    Action::Pause
+                }
+                Err(e) => {
+                    log::warn!("token exchange: dispatch to cluster \"{}\" failed: {e:?}", call.cluster);
+                    s.filter.borrow_mut().exchange_done(&call.key, CallResult::DispatchFailed, &host);
+                    let next = s.filter.borrow_mut().resume(&p, &host);
+                    match next {
+                        Some(o) => self.carry_out(s, o),
+                        None => self.carry_out(s, Outcome::Wait(p)),
+                    }
+                }
+            },
+            other => {
+                if apply(&other) {
+                    Action::Continue
+                } else {
+                    Action::Pause
+                }
+            }
+        }
     }
 }
 
 impl Drop for Http {
     fn drop(&mut self) {
-        // A stream reset while waiting: forget it so nothing resumes a dead stream.
+        // A stream reset while waiting: forget it so nothing resumes a dead stream; if it led an
+        // exchange, let a waiter take over at the next tick instead of at the deadline.
         if let Some(s) = &self.shared {
             s.pending.borrow_mut().remove(&self.id);
+            if let Some((_, key, _)) = self.leading.take() {
+                s.filter.borrow_mut().abandon(&key, &WasmHost { metrics: &s.metrics });
+            }
         }
     }
 }
@@ -34,14 +75,38 @@ fn property(path: &[&str]) -> Option<String> {
     hostcalls::get_property(path.to_vec()).ok().flatten().and_then(|b| String::from_utf8(b).ok())
 }
 
-impl Context for Http {}
+impl Context for Http {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let Some(s) = self.shared.clone() else { return };
+        let Some((t, key, pending)) = self.leading.take() else { return };
+        if t != token {
+            return;
+        }
+        let host = WasmHost { metrics: &s.metrics };
+        let (status, body) = call_response(body_size, crate::exchange::MAX_RESPONSE_BYTES);
+        let body = body.unwrap_or_default();
+        s.filter.borrow_mut().exchange_done(&key, CallResult::Response { status: &status, body: &body }, &host);
+        let next = s.filter.borrow_mut().resume(&pending, &host);
+        match next {
+            Some(out) => {
+                if self.carry_out(&s, out) == Action::Continue {
+                    let _ = hostcalls::resume_http_request();
+                }
+            }
+            None => {
+                s.pending.borrow_mut().insert(self.id, pending);
+            }
+        }
+        // This request's followers on this worker.
+        wake_pending(&s, None);
+    }
+}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(s) = self.shared.clone() else {
             // Never configured: fail closed.
-            let r = reply::unavailable("filter not configured");
-            apply(&Outcome::Deny(r));
+            apply(&Outcome::Deny(reply::unavailable("filter not configured")));
             return Action::Pause;
         };
         // Bytes, not String: the SDK's String variant panics on a non-UTF-8 header value.
@@ -64,18 +129,6 @@ impl HttpContext for Http {
         let input = RouteInput { path: &path, authority: &authority, route_name: route_name.as_deref(), cluster: cluster.as_deref() };
         let host = WasmHost { metrics: &s.metrics };
         let outcome = s.filter.borrow_mut().on_request(&input, &headers, &host);
-        match outcome {
-            Outcome::Wait(p) => {
-                s.pending.borrow_mut().insert(self.id, p);
-                Action::Pause
-            }
-            other => {
-                if apply(&other) {
-                    Action::Continue
-                } else {
-                    Action::Pause
-                }
-            }
-        }
+        self.carry_out(&s, outcome)
     }
 }

@@ -1,13 +1,14 @@
-//! Root context: configuration, metrics, the 100 ms tick that syncs and refreshes JWKS, JWKS
-//! callouts (they answer here), and waking requests that wait for keys.
+//! Root context: configuration, metrics, the 100 ms tick (JWKS sync/refresh, deciding paused
+//! requests again), and callouts it dispatched itself (JWKS fetches, and exchanges it leads for a
+//! request whose leader went away): their answers come here.
 
-use super::host::{apply, Metrics, WasmHost};
+use super::host::{apply, call_response, Metrics, WasmHost};
 use super::http::Http;
 use crate::config;
-use crate::flow::{Filter, Outcome, Pending};
+use crate::flow::{CallResult, ExchangeCall, Filter, Outcome, Pending};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, MapType};
+use proxy_wasm::types::ContextType;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -19,19 +20,65 @@ const MAX_JWKS_BYTES: usize = 1 << 20;
 pub struct Shared {
     pub filter: RefCell<Filter>,
     pub metrics: Metrics,
-    /// Requests paused for keys, by HTTP context id.
+    /// Paused requests, by HTTP context id.
     pub pending: RefCell<BTreeMap<u32, Pending>>,
+}
+
+enum Callout {
+    Jwks(usize),
+    /// An exchange led by the root for the paused requests of this key.
+    Exchange([u8; 32]),
 }
 
 pub struct Root {
     shared: Option<Rc<Shared>>,
-    /// JWKS callouts in flight: token → provider.
-    fetches: HashMap<u32, usize>,
+    callouts: HashMap<u32, Callout>,
+}
+
+pub fn dispatch(call: &ExchangeCall) -> Result<u32, proxy_wasm::types::Status> {
+    let headers: Vec<(&str, &str)> = call.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    hostcalls::dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], Duration::from_millis(call.timeout_ms))
+}
+
+/// Decides every paused request again; those with an answer are resumed or answered. Only the
+/// root (`leader` given) may start a new exchange for them: a call dispatched while an HTTP
+/// context is active would answer to that context. Elsewhere the would-be leader steps back and
+/// the next tick starts it.
+pub fn wake_pending(s: &Shared, mut leader: Option<&mut Root>) {
+    let host = WasmHost { metrics: &s.metrics };
+    let waiting: Vec<(u32, Pending)> = s.pending.borrow().iter().map(|(k, v)| (*k, v.clone())).collect();
+    for (ctx, p) in waiting {
+        let out = s.filter.borrow_mut().resume(&p, &host);
+        let out = match out {
+            None => continue,
+            Some(Outcome::Call(call, pending)) => {
+                match leader.as_deref_mut() {
+                    Some(root) => match dispatch(&call) {
+                        Ok(token) => {
+                            root.callouts.insert(token, Callout::Exchange(call.key));
+                            s.pending.borrow_mut().insert(ctx, pending);
+                        }
+                        Err(_) => s.filter.borrow_mut().exchange_done(&call.key, CallResult::DispatchFailed, &host),
+                    },
+                    None => s.filter.borrow_mut().abandon(&call.key, &host),
+                }
+                continue;
+            }
+            Some(other) => other,
+        };
+        s.pending.borrow_mut().remove(&ctx);
+        if hostcalls::set_effective_context(ctx).is_err() {
+            continue; // the stream is gone
+        }
+        if apply(&out) {
+            let _ = hostcalls::resume_http_request();
+        }
+    }
 }
 
 impl Root {
     pub fn new(_id: u32) -> Root {
-        Root { shared: None, fetches: HashMap::new() }
+        Root { shared: None, callouts: HashMap::new() }
     }
 
     fn dispatch_fetches(&mut self, s: &Shared) {
@@ -41,7 +88,7 @@ impl Root {
             let headers: Vec<(&str, &str)> = f.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             match self.dispatch_http_call(&f.cluster, headers, None, vec![], Duration::from_millis(f.timeout_ms)) {
                 Ok(token) => {
-                    self.fetches.insert(token, f.provider);
+                    self.callouts.insert(token, Callout::Jwks(f.provider));
                 }
                 Err(e) => {
                     let why = format!("dispatch to cluster \"{}\" failed: {e:?}", f.cluster);
@@ -52,48 +99,28 @@ impl Root {
     }
 }
 
-/// Decides every waiting request again; those with an answer are resumed or answered.
-pub fn wake_pending(s: &Shared) {
-    let host = WasmHost { metrics: &s.metrics };
-    let waiting: Vec<(u32, Pending)> = s.pending.borrow().iter().map(|(k, v)| (*k, v.clone())).collect();
-    for (ctx, p) in waiting {
-        let out = s.filter.borrow_mut().resume(&p, &host);
-        if let Some(out) = out {
-            s.pending.borrow_mut().remove(&ctx);
-            if hostcalls::set_effective_context(ctx).is_err() {
-                continue; // the stream is gone
-            }
-            if apply(&out) {
-                let _ = hostcalls::resume_http_request();
-            } else if let Outcome::Wait(_) = out {
-                // resume() never returns Wait; nothing to do.
-            }
-        }
-    }
-}
-
 impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
         let Some(s) = self.shared.clone() else { return };
-        let Some(p) = self.fetches.remove(&token) else { return };
-        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        let result = if status != "200" {
-            Err(format!("JWKS endpoint answered :status {status}"))
-        } else if body_size > MAX_JWKS_BYTES {
-            Err(format!("JWKS body of {body_size} bytes is over the {MAX_JWKS_BYTES} byte limit"))
-        } else {
-            match hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, body_size) {
-                Ok(Some(b)) => Ok(b),
-                _ => Err("JWKS response has no body".to_owned()),
-            }
-        };
+        let Some(callout) = self.callouts.remove(&token) else { return };
         let host = WasmHost { metrics: &s.metrics };
-        s.filter.borrow_mut().fetch_done(p, result, &host);
-        wake_pending(&s);
+        match callout {
+            Callout::Jwks(p) => {
+                let (status, body) = call_response(body_size, MAX_JWKS_BYTES);
+                let result = match (status.as_str(), body) {
+                    ("200", Some(b)) => Ok(b),
+                    ("200", None) => Err(format!("JWKS body missing or over {MAX_JWKS_BYTES} bytes")),
+                    (st, _) => Err(format!("JWKS endpoint answered :status {st}")),
+                };
+                s.filter.borrow_mut().fetch_done(p, result, &host);
+            }
+            Callout::Exchange(key) => {
+                let (status, body) = call_response(body_size, crate::exchange::MAX_RESPONSE_BYTES);
+                let body = body.unwrap_or_default();
+                s.filter.borrow_mut().exchange_done(&key, CallResult::Response { status: &status, body: &body }, &host);
+            }
+        }
+        wake_pending(&s, None);
     }
 }
 
@@ -133,7 +160,7 @@ impl RootContext for Root {
         let Some(s) = self.shared.clone() else { return };
         self.dispatch_fetches(&s);
         if !s.pending.borrow().is_empty() {
-            wake_pending(&s);
+            wake_pending(&s, Some(self));
         }
     }
 

@@ -84,3 +84,36 @@ def claims(iss: str, aud, sub: str = "alice", ttl: int = 300, **extra) -> dict:
     c = {"iss": iss, "aud": aud, "sub": sub, "iat": now, "exp": now + ttl}
     c.update(extra)
     return c
+
+
+def decode_unverified(token: str) -> tuple[dict, dict]:
+    h, p, _ = token.split(".")
+    return json.loads(b64u_decode(h)), json.loads(b64u_decode(p))
+
+
+def verify(token: str, keys: dict) -> dict:
+    """Verifies a compact JWS against `keys` (kid → Key); returns its claims or raises ValueError."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    try:
+        h64, p64, s64 = token.split(".")
+        header, claims = json.loads(b64u_decode(h64)), json.loads(b64u_decode(p64))
+        key = keys[header["kid"]]
+        if header.get("alg") != key.alg:
+            raise ValueError("alg mismatch")
+        sig, data, pub = b64u_decode(s64), f"{h64}.{p64}".encode(), key.private.public_key()
+        if key.alg == "RS256":
+            pub.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
+        elif key.alg == "ES256":
+            if len(sig) != 64:
+                raise ValueError("bad signature length")
+            der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+            pub.verify(der, data, ec.ECDSA(hashes.SHA256()))
+        else:
+            pub.verify(sig, data)
+    except (KeyError, ValueError, InvalidSignature) as e:
+        raise ValueError(f"invalid token: {e!r}") from e
+    if claims.get("exp", 0) < time.time():
+        raise ValueError("expired")
+    return claims

@@ -1,11 +1,13 @@
 """Local test servers, bound to 127.0.0.1: a small IdP (JWKS with fault knobs and a request
 counter) and an upstream that echoes the request headers it received."""
+import base64
 import json
 import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import jwt_tool
 from jwt_tool import Key
 
 
@@ -47,11 +49,14 @@ class _Quiet(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: bytes, ctype="application/json"):
-        self.send_response(status)
-        self.send_header("content-type", ctype)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("content-type", ctype)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client (Envoy) gave up first, e.g. past its timeout
 
 
 class _IdPHandler(_Quiet):
@@ -122,3 +127,101 @@ class Echo(_Server):
         super().__init__(_EchoHandler)
         self.lock = threading.Lock()
         self.requests = 0
+
+
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+
+class _STSHandler(_Quiet):
+    def do_GET(self):
+        sts = self.server_owner
+        if self.path.split("?")[0] != "/jwks":
+            return self._send(404, b"{}")
+        with sts.lock:
+            sts.jwks_requests += 1
+        self._send(200, json.dumps({"keys": [k.public_jwk() for k in sts.keys.values()]}).encode())
+
+    def _error(self, status, error):
+        self._send(status, json.dumps({"error": error, "error_description": error}).encode())
+
+    def do_POST(self):
+        from urllib.parse import parse_qs, unquote
+
+        sts = self.server_owner
+        n = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(n).decode()
+        with sts.lock:
+            sts.token_requests += 1
+            mode, delay, ttl = sts.mode, sts.delay, sts.ttl
+        form = parse_qs(raw, keep_blank_values=True, strict_parsing=True)
+        sts.last_form, sts.last_raw, sts.last_headers = form, raw, {k.lower(): v for k, v in self.headers.items()}
+        if delay:
+            time.sleep(delay)
+        if mode == "close":
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if mode == "500":
+            return self._send(500, b"internal error")
+        if mode == "garbage":
+            return self._send(200, b"<html>surprise</html>")
+        # Client authentication (RFC 6749 2.3.1): Basic with form-encoded parts, or body fields.
+        auth = self.headers.get("authorization", "")
+        if auth.startswith("Basic "):
+            cid, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+            cid, secret = unquote(cid.replace("+", " ")), unquote(secret.replace("+", " "))
+        else:
+            cid, secret = form.get("client_id", [""])[0], form.get("client_secret", [""])[0]
+        if (cid, secret) != (sts.client_id, sts.client_secret):
+            return self._error(401, "invalid_client")
+        if form.get("grant_type") != [TOKEN_EXCHANGE]:
+            return self._error(400, "unsupported_grant_type")
+        if mode in ("invalid_grant", "invalid_target"):
+            return self._error(400, mode)
+        try:
+            subject = jwt_tool.verify(form["subject_token"][0], sts.idp.keys)
+        except (KeyError, ValueError):
+            return self._error(400, "invalid_grant")
+        targets = form.get("audience", []) + form.get("resource", [])
+        if not targets or any(t not in sts.targets for t in targets):
+            return self._error(400, "invalid_target")
+        held = set(subject.get("scope", "").split())
+        asked = set(form.get("scope", [""])[0].split())
+        if not asked <= held:
+            return self._error(400, "invalid_scope")
+        scope = asked or held
+        if mode == "wider_scope":
+            scope = held | {"admin:all"}
+        aud = targets[0] if len(targets) == 1 else targets
+        if mode == "wrong_aud":
+            aud = "https://elsewhere.ecomm.com"
+        now = int(time.time())
+        claims = {"iss": sts.issuer, "sub": subject["sub"], "aud": aud, "iat": now, "exp": now + ttl,
+                  "scope": " ".join(sorted(scope)), "act": {"sub": cid}, "orig_iss": subject["iss"]}
+        key = next(iter(sts.keys.values()))
+        if mode == "bad_sig":
+            key = Key("ES256", kid=key.kid)
+        token = jwt_tool.encode(key, claims, header={"typ": "at+jwt"})
+        if mode == "opaque":
+            token = "opaque-" + jwt_tool.b64u(token.encode()[:24])
+        self._send(200, json.dumps({"access_token": token, "issued_token_type": ACCESS_TOKEN_TYPE,
+                                    "token_type": "Bearer", "expires_in": ttl, "scope": claims["scope"]}).encode())
+
+
+class STS(_Server):
+    """A small RFC 8693 STS: client authentication (Basic or post), subject tokens verified with
+    the IdP's keys, audience/resource allow-list, scope down-scoping, ES256 JWTs for the requested
+    audience, its own `/jwks`. Knobs: `mode` ("ok", "500", "garbage", "close", "wrong_aud",
+    "bad_sig", "wider_scope", "invalid_grant", "invalid_target", "opaque"), `delay` seconds, `ttl`;
+    `token_requests` counts token calls; `last_form` holds the last decoded form."""
+
+    def __init__(self, issuer: str, idp: IdP, targets, client_id="gateway", client_secret="s3cr3t", port=None):
+        super().__init__(_STSHandler, port)
+        self.issuer, self.idp, self.targets = issuer, idp, set(targets)
+        self.client_id, self.client_secret = client_id, client_secret
+        k = Key("ES256", kid="sts-1")
+        self.keys = {k.kid: k}
+        self.lock = threading.Lock()
+        self.token_requests = self.jwks_requests = 0
+        self.mode, self.delay, self.ttl = "ok", 0.0, 300
+        self.last_form = self.last_raw = self.last_headers = None

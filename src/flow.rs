@@ -436,7 +436,9 @@ impl Filter {
         let key = self.exchange_key(&p.token, spec, &scopes);
         if let Some(tok) = self.exchange_cache.get(host, &key, now) {
             if let Ok(tok) = String::from_utf8(tok) {
-                host.count(Metric::ExchangeCacheHit);
+                if !resumed {
+                    host.count(Metric::ExchangeCacheHit);
+                }
                 let plan = self.exchanged_plan(p, v, &tok);
                 return self.allow(host, plan);
             }

@@ -2,3 +2,4 @@ mod vectors;
 mod config_tests;
 mod flow_tests;
 mod support;
+mod exchange_flow_tests;

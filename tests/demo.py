@@ -1,5 +1,6 @@
-"""The demo: a real Envoy with the filter, a local IdP and an echo upstream, on 127.0.0.1.
-Shows requests accepted (with the identity the upstream receives) and refused.
+"""The demo: a real Envoy with the filter, a local IdP, a local STS and an echo upstream, on
+127.0.0.1. Shows a request whose token is exchanged for one meant for the upstream it is routed
+to, and requests refused.
 `--serve` keeps everything running for your own curl until Ctrl-C."""
 import json
 import sys
@@ -10,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent / "e2e"))
 
 import jwt_tool  # noqa: E402
 from harness import ROOT, Envoy, bootstrap, static_cluster  # noqa: E402
-from servers import Echo, IdP  # noqa: E402
+from servers import STS, Echo, IdP  # noqa: E402
 
 ISS, AUD = "https://idp.example.com", "https://api.example.com"
 
@@ -22,6 +23,11 @@ def show(title, r, upstream=("x-user-sub", "x-user-scope", "x-principal", "autho
         for h in upstream:
             v = seen.get(h, ["(absent)"])[0]
             print(f"    upstream saw {h}: {v[:60] + '…' if len(v) > 60 else v}")
+        auth = seen.get("authorization", [""])[0]
+        if auth.startswith("Bearer ") and auth.count(".") == 2:
+            _, claims = jwt_tool.decode_unverified(auth[7:])
+            keep = {k: claims[k] for k in ("iss", "aud", "sub", "scope", "act") if k in claims}
+            print(f"    that token's claims: {json.dumps(keep)}")
     else:
         print(f"    www-authenticate: {r.header('www-authenticate')}")
         print(f"    body: {r.body.decode().strip()}")
@@ -29,15 +35,25 @@ def show(title, r, upstream=("x-user-sub", "x-user-scope", "x-principal", "autho
 
 def main():
     idp, echo = IdP(ISS).start(), Echo().start()
-    cfg = json.loads((ROOT / "envoy" / "plugin-config.example.json").read_text())
-    envoy = Envoy(bootstrap(cfg, [static_cluster("idp", idp.port), static_cluster("upstream", echo.port)]), name="demo")
+    sts = STS("https://sts.example.com", idp, ["https://orders.ecomm.com", "https://inventory.ecomm.com"]).start()
+    cfg = json.loads((ROOT / "envoy" / "plugin-config.exchange.json").read_text())
+    clusters = [static_cluster("idp", idp.port), static_cluster("sts", sts.port), static_cluster("upstream", echo.port)]
+    envoy = Envoy(bootstrap(cfg, clusters), name="demo")
     envoy.start()
     try:
-        print(f"Envoy listening on 127.0.0.1:{envoy.port} (admin {envoy.admin_port}), IdP on {idp.port}, echo upstream on {echo.port}")
-        print(f"plugin configuration: envoy/plugin-config.example.json; Envoy log: {envoy.log_path}")
+        print(f"Envoy listening on 127.0.0.1:{envoy.port} (admin {envoy.admin_port}); IdP on {idp.port}, "
+              f"STS on {sts.port}, echo upstream on {echo.port}")
+        print(f"plugin configuration: envoy/plugin-config.exchange.json; Envoy log: {envoy.log_path}")
         good = jwt_tool.encode(idp.key("ES256"), jwt_tool.claims(ISS, AUD, sub="alice", scope="orders:read profile"))
-        show("valid ES256 token from the IdP, plus a spoofed x-user-sub", envoy.get("/orders/42", {
+        print(f"\nclient token (aud {AUD}): {good[:50]}…")
+        show("GET /orders/42 with the client token and a spoofed x-user-sub: exchanged at the STS", envoy.get("/orders/42", {
             "authorization": f"Bearer {good}", "x-user-sub": "admin"}))
+        show("GET /orders/43 again: exchanged token from the cache", envoy.get("/orders/43", {"authorization": f"Bearer {good}"}))
+        print(f"    (the STS was called {sts.token_requests} time(s))")
+        show("GET /profile: a route without exchange forwards the client token as is", envoy.get("/profile", {
+            "authorization": f"Bearer {good}"}))
+        narrow = jwt_tool.encode(idp.key("EdDSA"), jwt_tool.claims(ISS, AUD, sub="bob", scope="profile"))
+        show("GET /orders/42 with a token lacking orders:read (no STS call)", envoy.get("/orders/42", {"authorization": f"Bearer {narrow}"}))
         show("no token", envoy.get("/orders/42"))
         expired = jwt_tool.encode(idp.key("RS256"), jwt_tool.claims(ISS, AUD, ttl=-300))
         show("expired RS256 token", envoy.get("/orders/42", {"authorization": f"Bearer {expired}"}))
@@ -46,7 +62,8 @@ def main():
         show("anonymous health check", envoy.get("/healthz"))
         stats = envoy.stats()
         print("\n--- counters (/stats/prometheus has them too)")
-        for k in ("allowed", "allowed_anonymous", "denied.missing", "denied.expired", "denied.signature", "cache_hit", "cache_miss", "jwks_fetch_ok"):
+        for k in ("allowed", "allowed_anonymous", "denied.missing", "denied.expired", "denied.signature", "denied.insufficient_scope",
+                  "cache_hit", "cache_miss", "jwks_fetch_ok", "exchange_ok", "exchange_cache_hit", "exchange_cache_miss"):
             print(f"    token_exchange_filter.{k}: {stats.get(k, 0)}")
         if "--serve" in sys.argv:
             print(f"\nServing. Try:\n  curl -i http://127.0.0.1:{envoy.port}/orders -H 'authorization: Bearer {good}'\nCtrl-C to stop.")
@@ -56,8 +73,8 @@ def main():
         pass
     finally:
         envoy.stop()
-        idp.stop()
-        echo.stop()
+        for srv in (idp, sts, echo):
+            srv.stop()
 
 
 if __name__ == "__main__":

@@ -133,3 +133,54 @@ fn inline_string_jwks() {
     v["providers"][1]["jwks"] = json!({"inline_string": "{not json"});
     assert_eq!(parse(&v).err().unwrap().field, "providers[1].jwks.inline_string");
 }
+
+fn exchange_example() -> Value {
+    serde_json::from_str(include_str!("../../envoy/plugin-config.exchange.json")).unwrap()
+}
+
+#[test]
+fn exchange_example_loads() {
+    let c = parse(&exchange_example()).unwrap();
+    let sts = c.sts.as_ref().unwrap();
+    assert_eq!(sts.client_auth, crate::exchange::ClientAuth::Basic { id: "gateway".into(), secret: "s3cr3t".into() });
+    assert_eq!(sts.timeout_ms, 1500);
+    assert_eq!(sts.margin_ms, 30_000);
+    assert_eq!(c.routes[1].exchange.as_ref().unwrap().audiences, vec!["https://orders.ecomm.com"]);
+    assert_eq!(c.routes[2].exchange.as_ref().unwrap().resources, vec!["https://inventory.ecomm.com"]);
+    assert!(c.needs_cluster);
+    assert_eq!(c.forward.header, "authorization");
+    assert_eq!(c.key_sources().len(), 2, "the STS keys are a key source");
+}
+
+#[test]
+fn bad_exchange_configurations_name_the_field() {
+    type Mutate = fn(&mut Value);
+    let cases: Vec<(Mutate, &str, &str)> = vec![
+        (|v| { v.as_object_mut().unwrap().remove("sts"); }, "routes[1].exchange", "needs a top-level `sts`"),
+        (|v| v["routes"][1]["exchange"] = json!({"scopes": ["a"]}), "routes[1].exchange", "audience"),
+        (|v| v["routes"][1]["exchange"]["audience"] = json!("*.ecomm.com"), "routes[1].exchange.audience", "wildcards"),
+        (|v| v["routes"][1]["exchange"]["scopes"] = json!(["a b"]), "routes[1].exchange.scopes", "spaces"),
+        (|v| v["routes"][1]["exchange"]["bogus"] = json!(1), "routes[1].exchange.bogus", "unknown field"),
+        (|v| v["sts"]["client_auth"]["method"] = json!("private_key_jwt"), "sts.client_auth.method", "not one of"),
+        (|v| { v["sts"]["client_auth"].as_object_mut().unwrap().remove("client_secret"); }, "sts.client_auth.client_secret", "required"),
+        (|v| v["sts"]["client_auth"] = json!({"method": "none", "client_secret": "x"}), "sts.client_auth.client_secret", "sends no secret"),
+        (|v| v["sts"]["path"] = json!("token"), "sts.path", "start with"),
+        (|v| v["sts"]["issuer"] = json!(""), "sts.issuer", "empty"),
+        (|v| v["sts"]["timeout_ms"] = json!(0), "sts.timeout_ms", "10..60000"),
+        (|v| v["sts"]["subject_token_type"] = json!("saml"), "sts.subject_token_type", "not access_token"),
+        (|v| v["sts"]["jwks"]["path"] = json!("jwks"), "sts.jwks.path", "start with"),
+        (|v| { v["sts"].as_object_mut().unwrap().remove("cluster"); }, "sts", "missing field `cluster`"),
+        (|v| v["forward"]["header"] = json!("x-user-sub"), "forward.header", "stripped"),
+    ];
+    for (i, (mutate, field, words)) in cases.into_iter().enumerate() {
+        let mut v = exchange_example();
+        mutate(&mut v);
+        match parse(&v) {
+            Ok(_) => panic!("case {i} ({field}): accepted"),
+            Err(e) => {
+                assert_eq!(e.field, field, "case {i}: {e}");
+                assert!(e.message.contains(words), "case {i}: {e}");
+            }
+        }
+    }
+}

@@ -57,3 +57,10 @@ def test_shipped_edge_gateway_example_validates():
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
     assert "token-exchange-filter configured" in p.stdout + p.stderr
+
+
+def test_exchange_example_config_is_accepted():
+    conf = json.loads((ROOT / "envoy" / "plugin-config.exchange.json").read_text())
+    rc, out = validate(bootstrap(conf, CLUSTERS + [static_cluster("sts", 3)]))
+    assert rc == 0, out[-3000:]
+    assert "token-exchange-filter configured" in out

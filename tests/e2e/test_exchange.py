@@ -268,3 +268,34 @@ def test_client_secret_post():
         assert "authorization" not in s.sts.last_headers
     finally:
         s.close()
+
+
+def test_leader_stream_reset_hands_over_to_a_waiter(stack):
+    """The request leading an exchange disconnects while the STS is slow; a request waiting on the
+    same exchange still ends (a new leader takes over), and nothing hangs."""
+    import socket
+
+    stack.sts.delay = 0.6
+    try:
+        tok = stack.token(sub="reset")
+        n = stack.sts.token_requests
+        s = socket.create_connection(("127.0.0.1", stack.envoy.port))
+        s.sendall(f"GET /orders/1 HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {tok}\r\n\r\n".encode())
+        time.sleep(0.15)  # the leader's STS call is in flight
+        result = {}
+        t = threading.Thread(target=lambda: result.setdefault("r", stack.get("/orders/2", tok)))
+        t.start()
+        time.sleep(0.1)
+        s.close()  # reset the leader's stream
+        t.join(10)
+        assert not t.is_alive(), "the waiting request never ended"
+        r = result["r"]
+        assert r.status == 200, r
+        assert forwarded(r)[1]["aud"] == ORDERS
+        calls = stack.sts.token_requests - n
+        print(f"\nleader reset mid-exchange: {calls} STS call(s); the waiter got 200")
+        assert calls <= 2
+    finally:
+        stack.sts.delay = 0
+    # The worker is healthy afterwards.
+    assert stack.get("/orders/3", stack.token(sub="after-reset")).status == 200

@@ -118,12 +118,17 @@ def request(port: int, path: str = "/", headers=(), method: str = "GET", body: b
         c.close()
 
 
+# Every Envoy log of this run, for the secrets scan.
+ALL_LOGS: list[Path] = []
+
+
 class Envoy:
     def __init__(self, config: dict, concurrency: int = 2, name: str = "envoy"):
         self.config = config
         self.concurrency = concurrency
         self.dir = Path(tempfile.mkdtemp(prefix=f"tef-{name}-"))
         self.log_path = self.dir / "envoy.log"
+        ALL_LOGS.append(self.log_path)
         self.proc = None
         self.admin_port = None
         self.port = None

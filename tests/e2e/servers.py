@@ -219,6 +219,7 @@ class STS(_Server):
         super().__init__(_STSHandler, port)
         self.issuer, self.idp, self.targets = issuer, idp, set(targets)
         self.client_id, self.client_secret = client_id, client_secret
+        jwt_tool.SECRETS.add(client_secret)
         k = Key("ES256", kid="sts-1")
         self.keys = {k.kid: k}
         self.lock = threading.Lock()

@@ -630,7 +630,7 @@ fn encode_entry(v: &Verified) -> Vec<u8> {
     out
 }
 
-fn decode_entry(bytes: &[u8]) -> Option<Verified> {
+pub fn decode_entry(bytes: &[u8]) -> Option<Verified> {
     if bytes.len() < 10 {
         return None;
     }

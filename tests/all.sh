@@ -11,5 +11,7 @@ echo "== unit and vector tests (native)"
 cargo test --locked
 echo "== wasm build"
 ./wasm-build.sh >/dev/null
+echo "== fuzzing (each target ${TEF_FUZZ_SECONDS:-20}s from the seed corpus)"
+tests/fuzz.sh "${TEF_FUZZ_SECONDS:-20}"
 echo "== end to end, real Envoy"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider "$@"

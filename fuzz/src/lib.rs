@@ -1,0 +1,45 @@
+//! The filter's pure core compiled natively for fuzzing. The main crate is cdylib-only (an rlib
+//! next to it defeats LTO for the .wasm), so this crate includes the very same source files.
+#![allow(dead_code)]
+
+#[path = "../../src/cache.rs"]
+pub mod cache;
+#[path = "../../src/claims.rs"]
+pub mod claims;
+#[path = "../../src/config.rs"]
+pub mod config;
+#[path = "../../src/exchange.rs"]
+pub mod exchange;
+#[path = "../../src/extract.rs"]
+pub mod extract;
+#[path = "../../src/flow.rs"]
+pub mod flow;
+#[path = "../../src/host.rs"]
+pub mod host;
+#[path = "../../src/jose/mod.rs"]
+pub mod jose;
+#[path = "../../src/keys.rs"]
+pub mod keys;
+#[path = "../../src/metrics.rs"]
+pub mod metrics;
+#[path = "../../src/reply.rs"]
+pub mod reply;
+#[path = "../../src/route.rs"]
+pub mod route;
+#[path = "../../src/testing.rs"]
+pub mod testing;
+
+/// A filter over `fuzz-config.json` (inline RS256/ES256/EdDSA keys, a remote provider, an STS).
+/// The configuration is parsed once per process (key parsing dominates otherwise).
+pub fn filter(host: &testing::FakeHost) -> flow::Filter {
+    thread_local! {
+        static CFG: std::rc::Rc<config::Config> = std::rc::Rc::new(
+            config::parse(include_bytes!("../fuzz-config.json")).unwrap_or_else(|e| panic!("{e}")),
+        );
+    }
+    let mut f = flow::Filter::new(CFG.with(|c| c.clone()));
+    f.init(host);
+    f
+}
+
+pub const NOW_MS: u64 = 1_800_000_000_000;

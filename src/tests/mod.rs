@@ -3,3 +3,4 @@ mod config_tests;
 mod flow_tests;
 mod support;
 mod exchange_flow_tests;
+mod attack_tests;

@@ -21,6 +21,10 @@ impl EsKey {
     pub fn token(&self, claims: &Value) -> String {
         self.token_with_header(&json!({"alg": "ES256", "kid": self.kid, "typ": "JWT"}), claims)
     }
+    pub fn sign(&self, input: &[u8]) -> Vec<u8> {
+        let sig: p256::ecdsa::Signature = self.sk.sign(input);
+        sig.to_bytes().to_vec()
+    }
     pub fn token_with_header(&self, header: &Value, claims: &Value) -> String {
         let input = format!("{}.{}", b64::encode(header.to_string().as_bytes()), b64::encode(claims.to_string().as_bytes()));
         let sig: p256::ecdsa::Signature = self.sk.sign(input.as_bytes());

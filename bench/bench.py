@@ -1,0 +1,259 @@
+"""Benchmark: this filter vs bare Envoy, a do-nothing proxy-wasm filter, and Envoy's native
+jwt_authn, on one machine. Envoy runs with --concurrency 1 pinned to one core, wrk pinned to the
+other; routes are direct_response (no upstream is measured); every setup runs several times,
+interleaved (A B C … A B C …); medians and ratios come from the same run.
+
+Usage: bench/run.sh [--duration S] [--rounds N] [--cold-tokens N] [--population N]
+Writes bench/out/results.json and bench/RESULTS.md."""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+import jwt_tool  # noqa: E402
+from harness import Envoy, static_cluster  # noqa: E402
+from servers import STS, IdP  # noqa: E402
+
+ISS, AUD = "https://idp.bench", "api"
+TEF_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "token_exchange_filter.wasm"
+NOOP_WASM = ROOT / "bench" / "noop" / "target" / "wasm32-wasip1" / "release" / "noop_filter.wasm"
+OUT = ROOT / "bench" / "out"
+ENVOY_CORE, LOAD_CORE = "0", "1"
+
+LUA = """
+local tokens = {}
+local i = 0
+init = function(args)
+  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
+  i = math.random(#tokens)
+end
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("GET", "/orders", {["authorization"] = "Bearer " .. tokens[i]})
+end
+"""
+
+
+def wasm_filter(path: Path, conf: dict | None, vm_id: str) -> dict:
+    cfg = {"name": vm_id, "root_id": vm_id, "failure_policy": "FAIL_CLOSED",
+           "vm_config": {"vm_id": vm_id, "runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": str(path)}}}}
+    if conf is not None:
+        cfg["configuration"] = {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(conf)}
+    return {"name": "envoy.filters.http.wasm",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "config": cfg}}
+
+
+def jwt_authn(jwks: dict, cache: bool) -> dict:
+    provider = {"issuer": ISS, "audiences": [AUD], "local_jwks": {"inline_string": json.dumps(jwks)}, "forward": True,
+                "claim_to_headers": [{"header_name": "x-user-sub", "claim_name": "sub"}]}
+    if cache:
+        provider["jwt_cache_config"] = {"jwt_cache_size": 200000}
+    return {"name": "envoy.filters.http.jwt_authn", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+        "providers": {"corp": provider}, "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "corp"}}]}}
+
+
+def bootstrap(filters: list[dict], clusters=()) -> dict:
+    hcm = {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+           "stat_prefix": "bench",
+           "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+               {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}]}]},
+           "http_filters": filters + [{"name": "envoy.filters.http.router", "typed_config": {
+               "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}
+    return {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+            "static_resources": {"listeners": [{"name": "l", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                                                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}]}],
+                                 "clusters": list(clusters)}}
+
+
+def tef_conf(jwks: dict, cache: bool = True, exchange: bool = False, max_entries: int = 10000) -> dict:
+    c = {"providers": [{"name": "corp", "issuer": ISS, "audiences": [AUD], "jwks": {"inline": jwks}}],
+         "forward": {"claims_to_headers": {"sub": "x-user-sub"}},
+         "cache": {"max_entries": max_entries, "max_ttl_seconds": 300 if cache else 0}}
+    if exchange:
+        c["sts"] = {"cluster": "sts", "path": "/token", "timeout_ms": 2000, "issuer": "https://sts.bench",
+                    "client_auth": {"method": "client_secret_basic", "client_id": "gateway", "client_secret": "s3cr3t"},
+                    "jwks": {"cluster": "sts", "path": "/jwks"}}
+        c["routes"] = [{"match": {"path_prefix": "/"}, "exchange": {"audience": "https://orders.bench"}}]
+    return c
+
+
+class Pinned(Envoy):
+    """An Envoy pinned to one core with one worker."""
+
+    def start(self, timeout: float = 30.0):
+        super().start(timeout)
+        subprocess.run(["taskset", "-a", "-p", "-c", ENVOY_CORE, str(self.proc.pid)], capture_output=True, check=True)
+        return self
+
+    def cpu_ticks(self) -> int:
+        f = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(f[11]) + int(f[12])
+
+    def rss_kb(self) -> int:
+        m = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{self.proc.pid}/status").read_text())
+        return int(m.group(1)) if m else 0
+
+
+def wrk(port: int, duration: int, token: str | None = None, token_file: Path | None = None, conns: int = 16) -> dict:
+    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency"]
+    if token_file:
+        script = OUT / "tokens.lua"
+        script.write_text(LUA)
+        cmd += ["-s", str(script)]
+    elif token:
+        cmd += ["-H", f"authorization: Bearer {token}"]
+    cmd += [f"http://127.0.0.1:{port}/orders"]
+    if token_file:
+        cmd += ["--", str(token_file)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
+    def lat(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\b", out, re.M)
+        if not m:
+            return None
+        return float(m.group(1)) * {"us": 1, "ms": 1000, "s": 1e6}[m.group(2)]
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "requests": reqs,
+            "p50_us": lat(50), "p99_us": lat(99), "errors": int(non2xx.group(1)) if non2xx else 0}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cold-tokens", type=int, default=20000)
+    ap.add_argument("--population", type=int, default=100000)
+    ap.add_argument("--only", default="", help="comma-separated setup names")
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    idp = IdP(ISS).start()
+    keys = {a: idp.key(a) for a in ("RS256", "ES256", "EdDSA")}
+    jwks = idp.jwks()
+    hot = jwt_tool.encode(keys["ES256"], jwt_tool.claims(ISS, AUD, ttl=3600, sub="bench"))
+
+    print(f"generating {args.cold_tokens} tokens per algorithm and a population of {args.population}…", flush=True)
+    files = {}
+    for alg, k in keys.items():
+        p = OUT / f"cold-{alg}.txt"
+        p.write_text("\n".join(jwt_tool.encode(k, jwt_tool.claims(ISS, AUD, ttl=3600, sub=f"u{i}")) for i in range(args.cold_tokens)) + "\n")
+        files[alg] = p
+    pop = OUT / "population.txt"
+    pop.write_text("\n".join(jwt_tool.encode(keys["EdDSA"], jwt_tool.claims(ISS, AUD, ttl=3600, sub=f"p{i}")) for i in range(args.population)) + "\n")
+
+    sts = STS("https://sts.bench", idp, ["https://orders.bench"]).start()
+    sts_cluster = static_cluster("sts", sts.port)
+    setups = {
+        "bare": (bootstrap([]), dict(token=hot)),
+        "wasm_floor": (bootstrap([wasm_filter(NOOP_WASM, None, "noop")]), dict(token=hot)),
+        "jwt_authn_cache": (bootstrap([jwt_authn(jwks, True)]), dict(token=hot)),
+        "jwt_authn_default": (bootstrap([jwt_authn(jwks, False)]), dict(token=hot)),
+        "tef_hot": (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks), "tef")]), dict(token=hot)),
+        "tef_exchange_hot": (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, exchange=True), "tef")], [sts_cluster]), dict(token=hot)),
+        "tef_population": (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, max_entries=2 * args.population), "tef")]), dict(token_file=pop)),
+    }
+    for alg, f in files.items():
+        setups[f"tef_cold_{alg}"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, cache=False), "tef")]), dict(token_file=f))
+        setups[f"jwt_authn_cold_{alg}"] = (bootstrap([jwt_authn(jwks, False)]), dict(token_file=f))
+    if args.only:
+        keep = set(args.only.split(","))
+        setups = {k: v for k, v in setups.items() if k in keep}
+
+    envoys = {}
+    try:
+        for name, (cfg, _) in setups.items():
+            envoys[name] = Pinned(cfg, concurrency=1, name=f"bench-{name}").start()
+        # Warm-up: exchange cached, population cached (one pass), JIT warm.
+        for name, e in envoys.items():
+            kw = setups[name][1]
+            if name == "tef_population":
+                print(f"warming the cache with {args.population} tokens…", flush=True)
+                passes = 0
+                while True:
+                    r = wrk(e.port, 10, **kw)
+                    passes += r["requests"]
+                    if passes >= args.population * 1.2:
+                        break
+            else:
+                wrk(e.port, 1, **kw)
+        results = {n: [] for n in envoys}
+        for rnd in range(args.rounds):
+            for name, e in envoys.items():
+                t0 = e.cpu_ticks()
+                r = wrk(e.port, args.duration, **setups[name][1])
+                r["cpu_us_per_req"] = (e.cpu_ticks() - t0) * (1e6 / os.sysconf("SC_CLK_TCK")) / max(r["requests"], 1)
+                r["rss_mb"] = e.rss_kb() / 1024
+                results[name].append(r)
+                print(f"round {rnd + 1} {name:24s} {r['rps']:9.0f} req/s  p50 {r['p50_us'] or 0:7.0f}µs  p99 {r['p99_us'] or 0:7.0f}µs  "
+                      f"{r['cpu_us_per_req']:6.1f} µs CPU/req  errors {r['errors']}", flush=True)
+        summary = {}
+        for name, runs in results.items():
+            med = lambda k: statistics.median(x[k] for x in runs if x[k] is not None) if any(x[k] is not None for x in runs) else None
+            summary[name] = {k: med(k) for k in ("rps", "p50_us", "p99_us", "cpu_us_per_req", "rss_mb")}
+            summary[name]["errors"] = sum(x["errors"] for x in runs)
+            summary[name]["stats"] = {k: v for k, v in envoys[name].stats().items()
+                                      if k in ("allowed", "cache_hit", "cache_miss", "exchange_cache_hit", "exchange_ok")}
+    finally:
+        for e in envoys.values():
+            e.stop()
+        idp.stop()
+        sts.stop()
+    write(summary, args)
+
+
+def write(summary: dict, args):
+    def ratio(a, b, k="rps"):
+        try:
+            return summary[a][k] / summary[b][k]
+        except (KeyError, TypeError, ZeroDivisionError):
+            return None
+    ratios = {
+        "tef_hot / wasm_floor (rps, target ≥ 0.95)": ratio("tef_hot", "wasm_floor"),
+        "tef_hot / jwt_authn_default (rps, target ≥ 3)": ratio("tef_hot", "jwt_authn_default"),
+        "tef_hot / jwt_authn_cache (rps)": ratio("tef_hot", "jwt_authn_cache"),
+        "tef_exchange_hot / tef_hot (rps, target ≥ 0.9)": ratio("tef_exchange_hot", "tef_hot"),
+        "tef_population / tef_hot (rps, target ≥ 1/1.2)": ratio("tef_population", "tef_hot"),
+        "wasm_floor / bare (rps)": ratio("wasm_floor", "bare"),
+    }
+    for alg in ("RS256", "ES256", "EdDSA"):
+        t, n, floor = summary.get(f"tef_cold_{alg}"), summary.get(f"jwt_authn_cold_{alg}"), summary.get("wasm_floor")
+        if t and n and floor:
+            ratios[f"cold {alg}: CPU µs/req tef / jwt_authn (target {'≤ 1.5' if alg == 'EdDSA' else '≤ 3'})"] = t["cpu_us_per_req"] / n["cpu_us_per_req"]
+            bare = summary.get("bare")
+            if bare:
+                ratios[f"cold {alg}: µs added over bare, tef vs jwt_authn"] = (
+                    t["cpu_us_per_req"] - bare["cpu_us_per_req"], n["cpu_us_per_req"] - bare["cpu_us_per_req"])
+    machine = f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores; {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}"
+    data = {"date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z", "machine": machine,
+            "args": vars(args), "wasm_bytes": TEF_WASM.stat().st_size, "setups": summary, "ratios": ratios}
+    (OUT / "results.json").write_text(json.dumps(data, indent=1))
+    (ROOT / "bench" / "results.json").write_text(json.dumps(data, indent=1))
+    lines = [f"# Benchmark results", "", f"{data['date']} on {machine}.",
+             f"Envoy 1.40 (PyPI), --concurrency 1 pinned to core {ENVOY_CORE}; wrk -t1 -c16 pinned to core {LOAD_CORE}; "
+             f"direct_response; {args.rounds} interleaved rounds of {args.duration}s, medians. .wasm {data['wasm_bytes']} bytes.", "",
+             "| setup | req/s | p50 µs | p99 µs | CPU µs/req | RSS MB | non-2xx |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, s in summary.items():
+        f = lambda v, d=0: "-" if v is None else f"{v:.{d}f}"
+        lines.append(f"| {name} | {f(s['rps'])} | {f(s['p50_us'])} | {f(s['p99_us'])} | {f(s['cpu_us_per_req'], 1)} | {f(s['rss_mb'], 1)} | {s['errors']} |")
+    lines += ["", "| ratio | value |", "|---|---:|"]
+    for k, v in ratios.items():
+        if isinstance(v, tuple):
+            lines.append(f"| {k} | {v[0]:.1f} vs {v[1]:.1f} |")
+        elif v is not None:
+            lines.append(f"| {k} | {v:.2f} |")
+    (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -25,7 +25,7 @@ impl Http {
 
     /// Carries out an outcome on this (current) context: Continue, or Pause while it waits or
     /// after a local reply.
-    fn carry_out(&mut self, s: &Shared, outcome: Outcome) -> Action {
+    fn carry_out(&mut self, s: &Shared, outcome: Outcome, present: Option<&[(String, Vec<u8>)]>) -> Action {
         let host = WasmHost { metrics: &s.metrics };
         match outcome {
             Outcome::Wait(p) => {
@@ -42,13 +42,13 @@ impl Http {
                     s.filter.borrow_mut().exchange_done(&call.key, CallResult::DispatchFailed, &host);
                     let next = s.filter.borrow_mut().resume(&p, &host);
                     match next {
-                        Some(o) => self.carry_out(s, o),
-                        None => self.carry_out(s, Outcome::Wait(p)),
+                        Some(o) => self.carry_out(s, o, present),
+                        None => self.carry_out(s, Outcome::Wait(p), present),
                     }
                 }
             },
             other => {
-                if apply(&other) {
+                if apply(&other, present) {
                     Action::Continue
                 } else {
                     Action::Pause
@@ -89,7 +89,7 @@ impl Context for Http {
         let next = s.filter.borrow_mut().resume(&pending, &host);
         match next {
             Some(out) => {
-                if self.carry_out(&s, out) == Action::Continue {
+                if self.carry_out(&s, out, None) == Action::Continue {
                     let _ = hostcalls::resume_http_request();
                 }
             }
@@ -106,7 +106,7 @@ impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(s) = self.shared.clone() else {
             // Never configured: fail closed.
-            apply(&Outcome::Deny(reply::unavailable("filter not configured")));
+            apply(&Outcome::Deny(reply::unavailable("filter not configured")), None);
             return Action::Pause;
         };
         // Bytes, not String: the SDK's String variant panics on a non-UTF-8 header value.
@@ -129,6 +129,6 @@ impl HttpContext for Http {
         let input = RouteInput { path: &path, authority: &authority, route_name: route_name.as_deref(), cluster: cluster.as_deref() };
         let host = WasmHost { metrics: &s.metrics };
         let outcome = s.filter.borrow_mut().on_request(&input, &headers, &host);
-        self.carry_out(&s, outcome)
+        self.carry_out(&s, outcome, Some(&headers))
     }
 }

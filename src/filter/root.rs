@@ -70,7 +70,7 @@ pub fn wake_pending(s: &Shared, mut leader: Option<&mut Root>) {
         if hostcalls::set_effective_context(ctx).is_err() {
             continue; // the stream is gone
         }
-        if apply(&out) {
+        if apply(&out, None) {
             let _ = hostcalls::resume_http_request();
         }
     }
@@ -162,6 +162,7 @@ impl RootContext for Root {
         if !s.pending.borrow().is_empty() {
             wake_pending(&s, Some(self));
         }
+        s.metrics.flush();
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

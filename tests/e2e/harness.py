@@ -168,6 +168,8 @@ class Envoy:
         return request(self.port, path, headers, **kw)
 
     def stats(self, prefix: str = "token_exchange_filter.") -> dict:
+        # The filter flushes its counters to Envoy every 100 ms tick.
+        time.sleep(0.25)
         out = {}
         for line in self.admin("/stats").body.decode().splitlines():
             k, _, v = line.partition(": ")

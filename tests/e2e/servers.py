@@ -44,6 +44,9 @@ class _Server:
 
 class _Quiet(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle + delayed ACK stall every
+    # keep-alive response by ~40 ms.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass

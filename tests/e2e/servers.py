@@ -79,6 +79,9 @@ class _IdPHandler(_Quiet):
         if mode == "reset":
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        if mode == "huge":
+            pad = [{"kty": "oct", "kid": f"pad-{i}", "k": "A" * 64} for i in range(20000)]
+            return self._send(200, json.dumps({"keys": idp.jwks()["keys"] + pad}).encode())
         self._send(200, json.dumps(idp.jwks()).encode())
 
 
@@ -168,6 +171,9 @@ class _STSHandler(_Quiet):
             return self._send(500, b"internal error")
         if mode == "garbage":
             return self._send(200, b"<html>surprise</html>")
+        if mode == "huge":
+            return self._send(200, json.dumps({"access_token": "x" * 100_000, "issued_token_type": ACCESS_TOKEN_TYPE,
+                                               "token_type": "Bearer"}).encode())
         # Client authentication (RFC 6749 2.3.1): Basic with form-encoded parts, or body fields.
         auth = self.headers.get("authorization", "")
         if auth.startswith("Basic "):

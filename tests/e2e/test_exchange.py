@@ -183,6 +183,7 @@ def test_concurrent_first_requests_make_one_sts_call(stack):
 FAULTS = [
     ("500", 503, "server_error", None),
     ("garbage", 503, "bad_response", None),
+    ("huge", 503, "bad_response", None),
     ("close", 503, None, None),
     ("wrong_aud", 503, None, "exchange_rejected"),
     ("bad_sig", 503, None, "exchange_rejected"),

@@ -100,7 +100,7 @@ def test_jwks_slower_than_timeout_is_503(stack):
 def test_garbage_or_5xx_refresh_keeps_last_good_keys(stack):
     tok = stack.token(sub="kept")
     assert stack.get(tok).status == 200
-    for mode in ("garbage", "503", "reset"):
+    for mode in ("garbage", "503", "reset", "huge"):
         stack.idp.jwks_mode = mode
         n = stack.idp.jwks_requests
         wait_for(lambda: stack.idp.jwks_requests > n, timeout=5, what=f"a refresh attempt ({mode})")
@@ -108,7 +108,7 @@ def test_garbage_or_5xx_refresh_keeps_last_good_keys(stack):
         # Fresh tokens (not cached) still verify with the last good keys.
         r = stack.get(stack.token(sub=f"during-{mode}"))
         assert r.status == 200, (mode, r)
-    assert stack.envoy.stats()["jwks_fetch_failed"] >= 3
+    assert stack.envoy.stats()["jwks_fetch_failed"] >= 4
 
 
 @pytest.mark.parametrize("stack", [(plugin(refresh_seconds=1), True, "lease")], indirect=True)
@@ -124,3 +124,26 @@ def test_one_fetch_per_period_across_workers(stack):
     assert elapsed - 1.5 <= n <= elapsed + 1.5, f"{n} JWKS fetches in {elapsed:.1f}s with refresh_seconds=1"
     vms = int(stack.envoy.admin("/stats?filter=wasm_vm_count").body.decode().split(":")[1])
     assert vms >= 3, vms
+
+
+@pytest.mark.parametrize("stack", [(plugin(), True, "mixed-keys")], indirect=True)
+def test_bad_keys_mixed_with_good_ones(stack):
+    small = jwt_tool.Key("RS256", kid="weak-1024", bits=1024).public_jwk()
+    stack.idp.extra_jwks = [
+        small,
+        {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0c2VjcmV0c2VjcmV0"},
+        {"kty": "EC", "crv": "P-256", "kid": "off-curve", "x": "AAAA", "y": "AAAA"},
+        {"kty": "RSA", "kid": "e-one", "n": small["n"], "e": "AQ"},
+        {"kty": "OKP", "crv": "X25519", "kid": "ecdh", "x": jwt_tool.b64u(b"\x09" * 32)},
+        {"kty": "EC", "crv": "P-256", "kid": "enc-use", "use": "enc", **{k: v for k, v in stack.idp.key("ES256").public_jwk().items() if k in ("x", "y")}},
+        "not an object",
+    ]
+    r = stack.get(stack.token("ES256"))
+    assert r.status == 200, r
+    assert stack.get(stack.token("EdDSA")).status == 200
+    assert stack.envoy.stats()["jwks_keys_rejected"] >= 7
+    # A token "signed" with HS256 under the symmetric key's kid is refused.
+    forged = jwt_tool.encode(None, jwt_tool.claims(ISS, "api"), alg="HS256", kid="hmac", signature=b"x" * 32)
+    assert stack.get(forged).status == 401
+    lines = [l for l in stack.envoy.wasm_log_lines() if "JWKS key" in l and "ignored" in l]
+    assert len(lines) >= 7, lines

@@ -172,3 +172,19 @@ def test_stats_counters_move(env):
     assert after["jwks_fetch_ok"] >= 1
     prom = e.admin("/stats/prometheus").body.decode()
     assert "token_exchange_filter_allowed" in prom or "token_exchange_filter.allowed" in prom, prom[:2000]
+
+
+def test_token_size_cap_and_envoy_header_limit(env):
+    e, idp, echo = env
+    before = echo.requests
+    big = jwt_tool.encode(idp.key("ES256"), jwt_tool.claims(ISS, AUD, pad="x" * 9000))
+    r = e.get("/", bearer(big))
+    assert r.status == 401 and "token too large" in r.header("www-authenticate"), r
+    # Past Envoy's own max_request_headers_kb (60 KiB default) Envoy answers before the filter.
+    huge = jwt_tool.encode(idp.key("ES256"), jwt_tool.claims(ISS, AUD, pad="x" * 70_000))
+    try:
+        r = e.get("/", bearer(huge))
+        assert r.status == 431, r
+    except (ConnectionError, OSError):
+        pass  # Envoy may also close the connection
+    assert echo.requests == before

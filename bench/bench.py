@@ -29,18 +29,7 @@ NOOP_WASM = ROOT / "bench" / "noop" / "target" / "wasm32-wasip1" / "release" / "
 OUT = ROOT / "bench" / "out"
 ENVOY_CORE, LOAD_CORE = "0", "1"
 
-LUA = """
-local tokens = {}
-local i = 0
-init = function(args)
-  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
-  i = math.random(#tokens)
-end
-request = function()
-  i = i % #tokens + 1
-  return wrk.format("GET", "/orders", {["authorization"] = "Bearer " .. tokens[i]})
-end
-"""
+LUA = ROOT / "tests" / "e2e" / "tokens.lua"
 
 
 def wasm_filter(path: Path, conf: dict | None, vm_id: str) -> dict:
@@ -107,14 +96,12 @@ class Pinned(Envoy):
 def wrk(port: int, duration: int, token: str | None = None, token_file: Path | None = None, conns: int = 16) -> dict:
     cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency"]
     if token_file:
-        script = OUT / "tokens.lua"
-        script.write_text(LUA)
-        cmd += ["-s", str(script)]
+        cmd += ["-s", str(LUA)]
     elif token:
         cmd += ["-H", f"authorization: Bearer {token}"]
     cmd += [f"http://127.0.0.1:{port}/orders"]
     if token_file:
-        cmd += ["--", str(token_file)]
+        cmd += ["--", str(token_file), "/orders"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
     def lat(p):
         m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\b", out, re.M)

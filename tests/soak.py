@@ -17,18 +17,7 @@ from servers import Echo, IdP  # noqa: E402
 
 ISS = "https://idp.soak"
 RSS_GROWTH_LIMIT_MB = 16
-LUA = """
-local tokens = {}
-local i = 0
-init = function(args)
-  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
-  i = math.random(#tokens)
-end
-request = function()
-  i = i % #tokens + 1
-  return wrk.format("GET", "/", {["authorization"] = "Bearer " .. tokens[i]})
-end
-"""
+LUA = Path(__file__).parent / "e2e" / "tokens.lua"
 
 
 def rss_mb(pid: int) -> float:
@@ -45,15 +34,13 @@ def main():
     toks = out / "tokens.txt"
     k = idp.key("EdDSA")
     toks.write_text("\n".join(jwt_tool.encode(k, jwt_tool.claims(ISS, "api", ttl=3600 * 4, sub=f"s{i}")) for i in range(n)) + "\n")
-    script = out / "soak.lua"
-    script.write_text(LUA)
     max_entries = max(1000, n // 5)
     cfg = {"providers": [{"name": "p", "issuer": ISS, "audiences": ["api"],
                           "jwks": {"cluster": "idp", "path": "/jwks", "refresh_seconds": 10}}],
            "forward": {"claims_to_headers": {"sub": "x-user-sub"}}, "cache": {"max_entries": max_entries}}
     envoy = Envoy(bootstrap(cfg, [static_cluster("idp", idp.port), static_cluster("upstream", echo.port)]), name="soak").start()
     try:
-        wrk = subprocess.Popen(["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "-s", str(script), f"http://127.0.0.1:{envoy.port}/", "--", str(toks)],
+        wrk = subprocess.Popen(["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "-s", str(LUA), f"http://127.0.0.1:{envoy.port}/", "--", str(toks)],
                                stdout=subprocess.PIPE, text=True)
         samples = []
         t0 = time.time()

@@ -1,7 +1,7 @@
 //! Attacks on the token path, each decided through `Filter::on_request` with real keys: every one
 //! must end in a 401 (never an Allow), counted under the expected reason.
 
-use super::support::{EdKey, EsKey};
+use super::support::{bearer, EdKey, EsKey};
 use crate::config;
 use crate::flow::{Filter, Outcome};
 use crate::jose::b64;
@@ -61,7 +61,7 @@ fn hs256(header: &Value, claims: &Value, secret: &[u8]) -> String {
 
 fn check(s: &mut Setup, name: &str, token: &str, want: Deny) {
     let before = s.host.counter(Metric::Denied(want));
-    let headers = vec![("authorization".to_string(), format!("Bearer {token}").into_bytes())];
+    let headers = bearer(token);
     let r = RouteInput { path: "/", authority: "a", route_name: None, cluster: None };
     match s.f.on_request(&r, &headers, &s.host) {
         Outcome::Deny(reply) => {
@@ -135,11 +135,11 @@ fn key_and_signature_attacks() {
         check(&mut s, name, &t, want);
     }
     // And the untouched token passes: the cases above fail for their attack, not for setup.
-    let headers = vec![("authorization".to_string(), format!("Bearer {good}").into_bytes())];
+    let headers = bearer(&good);
     let r = RouteInput { path: "/", authority: "a", route_name: None, cluster: None };
     assert!(matches!(s.f.on_request(&r, &headers, &s.host), Outcome::Allow(_)));
     let ed_ok = s.ed.token(&c);
-    let headers = vec![("authorization".to_string(), format!("Bearer {ed_ok}").into_bytes())];
+    let headers = bearer(&ed_ok);
     assert!(matches!(s.f.on_request(&r, &headers, &s.host), Outcome::Allow(_)));
 }
 
@@ -242,7 +242,7 @@ fn claim_attacks() {
     }
     // A fractional NumericDate is valid (RFC 7519 §2).
     let t = s.es.token(&with("exp", json!((NOW / 1000) as f64 + 300.5)));
-    let headers = vec![("authorization".to_string(), format!("Bearer {t}").into_bytes())];
+    let headers = bearer(&t);
     let r = RouteInput { path: "/", authority: "a", route_name: None, cluster: None };
     assert!(matches!(s.f.on_request(&r, &headers, &s.host), Outcome::Allow(_)));
 }
@@ -263,7 +263,7 @@ fn typ_policy() {
     let t = s.es.token_with_header(&json!({"alg": "ES256", "kid": "es-1"}), &c);
     check(&mut s, "absent when only at+jwt", &t, Deny::TokenType);
     let t = s.es.token_with_header(&json!({"alg": "ES256", "kid": "es-1", "typ": "application/at+jwt"}), &c);
-    let headers = vec![("authorization".to_string(), format!("Bearer {t}").into_bytes())];
+    let headers = bearer(&t);
     let r = RouteInput { path: "/", authority: "a", route_name: None, cluster: None };
     assert!(matches!(s.f.on_request(&r, &headers, &s.host), Outcome::Allow(_)));
 }

@@ -1,7 +1,7 @@
 //! The exchange part of the state machine, natively: leaders and followers on one VM and across
 //! VMs, leaders that vanish, the checks on issued tokens, expiry.
 
-use super::support::{claims, EsKey};
+use super::support::{bearer, claims, EsKey};
 use crate::config;
 use crate::flow::{CallResult, ExchangeCall, Filter, Outcome, Pending};
 use crate::metrics::{Deny, Metric};
@@ -62,8 +62,7 @@ fn ok_body(token: &str, expires_in: u64) -> Vec<u8> {
 }
 
 fn req(tok: &str) -> (RouteInput<'static>, Vec<(String, Vec<u8>)>) {
-    (RouteInput { path: "/orders/1", authority: "a", route_name: None, cluster: None },
-     vec![("authorization".into(), format!("Bearer {tok}").into_bytes())])
+    (RouteInput { path: "/orders/1", authority: "a", route_name: None, cluster: None }, bearer(tok))
 }
 
 fn ask(f: &mut Filter, host: &FakeHost, tok: &str) -> Outcome {

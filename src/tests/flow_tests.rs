@@ -1,7 +1,7 @@
 //! The per-request state machine, driven natively with a fake host: real signatures, shared data
 //! with the host's CAS semantics, a clock, counters.
 
-use super::support::{claims, jwks, EdKey, EsKey};
+use super::support::{bearer, claims, jwks, EdKey, EsKey};
 use crate::config;
 use crate::flow::{Filter, HeaderPlan, Outcome};
 use crate::metrics::{Deny, Metric};
@@ -36,10 +36,6 @@ fn config(local: &EsKey, extra: impl FnOnce(&mut Value)) -> Rc<config::Config> {
 
 fn req<'a>(path: &'a str) -> RouteInput<'a> {
     RouteInput { path, authority: "api.example.com", route_name: None, cluster: None }
-}
-
-fn bearer(t: &str) -> Vec<(String, Vec<u8>)> {
-    vec![("authorization".into(), format!("Bearer {t}").into_bytes())]
 }
 
 fn allowed(o: &Outcome) -> &HeaderPlan {

@@ -61,3 +61,8 @@ pub fn claims(iss: &str, aud: &str, sub: &str, now_ms: u64) -> Value {
     let now = now_ms / 1000;
     json!({"iss": iss, "aud": aud, "sub": sub, "iat": now, "exp": now + 300, "scope": "read write"})
 }
+
+/// `Authorization: Bearer <token>` as the request headers.
+pub fn bearer(token: &str) -> Vec<(String, Vec<u8>)> {
+    vec![("authorization".into(), format!("Bearer {token}").into_bytes())]
+}

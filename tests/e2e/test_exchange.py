@@ -34,6 +34,7 @@ def plugin(method="client_secret_basic", timeout_ms=1000) -> dict:
             {"match": {"cluster": "inventory"}, "exchange": {"resource": INVENTORY}},
             {"match": {"path_prefix": "/weird"}, "exchange": {"audience": WEIRD}},
             {"match": {"path_prefix": "/shared"}},
+            {"match": {"route_name": "named-public"}, "allow_anonymous": True},
         ],
         "forward": {"header": "authorization", "claims_to_headers": {"sub": "x-user-sub"}},
     }
@@ -47,6 +48,7 @@ class Stack:
             self.sts.start()
         self.echo = Echo().start()
         routes = [{"name": "inventory", "match": {"prefix": "/inventory"}, "route": {"cluster": "inventory"}},
+                  {"name": "named-public", "match": {"prefix": "/public-by-name"}, "route": {"cluster": "upstream"}},
                   {"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "upstream"}}]
         clusters = [static_cluster("idp", self.idp.port), static_cluster("sts", self.sts.port, 0.25),
                     static_cluster("upstream", self.echo.port), static_cluster("inventory", self.echo.port)]
@@ -113,6 +115,13 @@ def test_shared_route_forwards_the_original_token(stack):
     assert r.status == 200, r
     assert r.upstream_headers["authorization"] == [f"Bearer {tok}"]
     assert stack.sts.token_requests == n
+
+
+def test_route_name_match(stack):
+    """Envoy's ["xds","route_name"]: the Envoy route named "named-public" is anonymous in the filter."""
+    r = stack.envoy.get("/public-by-name/x")
+    assert r.status == 200, r
+    assert stack.envoy.get("/not-public").status == 401
 
 
 def test_form_values_are_encoded(stack):

@@ -111,6 +111,10 @@ impl HttpContext for Http {
         };
         // Bytes, not String: the SDK's String variant panics on a non-UTF-8 header value.
         let headers: Vec<(String, Vec<u8>)> = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        // Benchmark probes, fixed at compile time (bench/probe.sh); absent from real builds.
+        if option_env!("TEF_PROBE") == Some("headers") {
+            return Action::Continue;
+        }
         let pseudo = |name: &str| {
             headers
                 .iter()
@@ -129,6 +133,9 @@ impl HttpContext for Http {
         let input = RouteInput { path: &path, authority: &authority, route_name: route_name.as_deref(), cluster: cluster.as_deref() };
         let host = WasmHost { metrics: &s.metrics };
         let outcome = s.filter.borrow_mut().on_request(&input, &headers, &host);
+        if option_env!("TEF_PROBE") == Some("decide") {
+            return Action::Continue;
+        }
         self.carry_out(&s, outcome, Some(&headers))
     }
 }

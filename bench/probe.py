@@ -1,0 +1,31 @@
+"""Where the hot path's CPU goes: the do-nothing floor, then this filter built with compile-time
+probes that stop after reading the headers (TEF_PROBE=headers) or after deciding without applying
+(TEF_PROBE=decide), then the real build. Run by bench/probe.sh."""
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'bench')); sys.path.insert(0, str(ROOT / 'tests' / 'e2e'))
+import bench as B, jwt_tool
+from servers import IdP
+idp = IdP(B.ISS).start(); jwks = idp.jwks()
+hot = jwt_tool.encode(idp.key("ES256"), jwt_tool.claims(B.ISS, B.AUD, ttl=3600, sub="bench"))
+conf = B.tef_conf(jwks)
+setups = {
+ "floor": B.bootstrap([B.wasm_filter(B.NOOP_WASM, None, "noop")]),
+ "probe_headers": B.bootstrap([B.wasm_filter(ROOT / "bench" / "out" / "tef-probe-headers.wasm", conf, "tef")]),
+ "probe_decide": B.bootstrap([B.wasm_filter(ROOT / "bench" / "out" / "tef-probe-decide.wasm", conf, "tef")]),
+ "full": B.bootstrap([B.wasm_filter(B.TEF_WASM, conf, "tef")]),
+}
+es = {n: B.Pinned(c, concurrency=1, name=n).start() for n, c in setups.items()}
+res = {n: [] for n in es}
+try:
+    for n, e in es.items(): B.wrk(e.port, 1, token=hot)
+    for rnd in range(4):
+        for n, e in es.items():
+            t0 = e.cpu_ticks(); r = B.wrk(e.port, 3, token=hot)
+            res[n].append((e.cpu_ticks()-t0)*1e4/r["requests"])
+finally:
+    for e in es.values(): e.stop()
+    idp.stop()
+for n, v in res.items(): print(f"{n:14s} CPU µs/req median {sorted(v)[len(v)//2]:6.1f}  all {[round(x,1) for x in v]}")

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Hot-path breakdown: builds the filter with compile-time probes and compares, interleaved:
+# floor → +reading the headers → +deciding → +applying (the real build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tests/bootstrap.sh >/dev/null
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+./wasm-build.sh >/dev/null
+(cd bench/noop && cargo build --release --target wasm32-wasip1 -q)
+mkdir -p bench/out
+for p in headers decide; do
+  TEF_PROBE=$p cargo build --release --locked --target wasm32-wasip1 --target-dir target/probe-$p -q
+  cp target/probe-$p/wasm32-wasip1/release/token_exchange_filter.wasm bench/out/tef-probe-$p.wasm
+done
+exec .venv/bin/python bench/probe.py

@@ -178,6 +178,15 @@ class Envoy:
                 out[k[len(prefix):]] = int(v)
         return out
 
+    def worker_connections(self) -> list[int]:
+        """Downstream connections accepted per worker (listener.<addr>.worker_N.downstream_cx_total)."""
+        out = {}
+        for line in self.admin("/stats?filter=worker_").body.decode().splitlines():
+            m = re.match(r"listener\.127\.0\.0\.1_\d+\.worker_(\d+)\.downstream_cx_total: (\d+)", line)
+            if m:
+                out[int(m.group(1))] = int(m.group(2))
+        return [out[k] for k in sorted(out)]
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")

@@ -146,6 +146,17 @@ def test_cached_second_request_makes_no_sts_call(stack):
     assert stack.envoy.stats()["exchange_cache_hit"] - before.get("exchange_cache_hit", 0) == 5
 
 
+def test_exchange_cache_is_shared_by_workers(stack):
+    tok = stack.token(sub="workers")
+    n = stack.sts.token_requests
+    before = stack.envoy.worker_connections()
+    for _ in range(40):
+        assert stack.get("/orders/1", tok).status == 200  # a new connection each time
+    served = [a - b for a, b in zip(stack.envoy.worker_connections(), before)]
+    assert len(served) == 2 and all(k > 0 for k in served), f"connections per worker: {served}"
+    assert stack.sts.token_requests == n + 1
+
+
 def test_cookie_token_is_removed_and_exchanged(stack):
     tok = stack.token(sub="cookie")
     r = stack.envoy.get("/orders/1", {"cookie": f"theme=dark; access_token={tok}; lang=en"})

@@ -188,3 +188,17 @@ def test_token_size_cap_and_envoy_header_limit(env):
     except (ConnectionError, OSError):
         pass  # Envoy may also close the connection
     assert echo.requests == before
+
+
+def test_verified_token_cache_is_shared_by_workers(env):
+    """Many connections with one new token: both workers serve, one verification in total."""
+    e, idp, _ = env
+    tok = jwt_tool.encode(idp.key("RS256"), jwt_tool.claims(ISS, AUD, sub="shared-cache"))
+    before_cx, before = e.worker_connections(), e.stats()
+    for _ in range(40):
+        assert e.get("/", bearer(tok)).status == 200  # a new connection each time
+    after_cx, after = e.worker_connections(), e.stats()
+    served = [a - b for a, b in zip(after_cx, before_cx)]
+    assert len(served) == 2 and all(n > 0 for n in served), f"connections per worker: {served}"
+    assert after["cache_miss"] - before.get("cache_miss", 0) == 1, (before, after)
+    assert after["cache_hit"] - before.get("cache_hit", 0) == 39

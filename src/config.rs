@@ -232,6 +232,11 @@ pub struct Config {
     /// Whether any route matches on `route_name` / `cluster` (those cost a host call per request).
     pub needs_route_name: bool,
     pub needs_cluster: bool,
+    /// When every token source is the `authorization` header (which Envoy keeps as one value,
+    /// joining repeats with ','), the only request headers the filter needs: read one by one
+    /// instead of fetching the whole map. `None`: read the whole map (cookies and other headers
+    /// may repeat, and one-value reads would miss a repeat).
+    pub needed_headers: Option<Vec<String>>,
 }
 
 pub struct Provider {
@@ -784,6 +789,15 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
     if stat_prefix.is_empty() || !stat_prefix.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.') {
         return fail("stat_prefix", "must be non-empty and use only [A-Za-z0-9_.]");
     }
+    let needed_headers = sources
+        .iter()
+        .all(|s| matches!(s, Source::Header { name, .. } if name == "authorization"))
+        .then(|| {
+            let mut v: Vec<String> = [":path", ":authority", "authorization"].iter().map(|s| s.to_string()).collect();
+            v.extend(strip.iter().cloned());
+            v.dedup();
+            v
+        });
     Ok(Config {
         providers,
         sources,
@@ -798,5 +812,6 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         fingerprint,
         needs_route_name,
         needs_cluster,
+        needed_headers,
     })
 }

@@ -109,8 +109,18 @@ impl HttpContext for Http {
             apply(&Outcome::Deny(reply::unavailable("filter not configured")), None);
             return Action::Pause;
         };
-        // Bytes, not String: the SDK's String variant panics on a non-UTF-8 header value.
-        let headers: Vec<(String, Vec<u8>)> = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        // Bytes, not String: the SDK's String variants panic on a non-UTF-8 header value.
+        let needed = s.filter.borrow().cfg.needed_headers.clone();
+        let headers: Vec<(String, Vec<u8>)> = match needed {
+            Some(names) => names
+                .into_iter()
+                .filter_map(|n| {
+                    let v = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, &n).ok().flatten()?;
+                    Some((n, v))
+                })
+                .collect(),
+            None => hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default(),
+        };
         // Benchmark probes, fixed at compile time (bench/probe.sh); absent from real builds.
         if option_env!("TEF_PROBE") == Some("headers") {
             return Action::Continue;

@@ -147,3 +147,17 @@ def test_bad_keys_mixed_with_good_ones(stack):
     assert stack.get(forged).status == 401
     lines = [l for l in stack.envoy.wasm_log_lines() if "JWKS key" in l and "ignored" in l]
     assert len(lines) >= 7, lines
+
+
+def test_authorization_only_config_reads_headers_one_by_one_safely(stack):
+    """Default sources (Authorization only): the filter reads just the headers it needs; the
+    rules still hold: repeats refused, spoofed headers stripped, non-UTF-8 survives."""
+    tok = stack.token(sub="targeted")
+    r = stack.envoy.get("/", [("authorization", f"Bearer {tok}"), ("x-user-sub", "admin"), ("x-user-sub", "root")])
+    assert r.status == 200, r
+    assert r.upstream_headers["x-user-sub"] == ["targeted"]
+    r = stack.envoy.get("/", [("authorization", f"Bearer {tok}"), ("authorization", f"Bearer {tok}")])
+    assert r.status == 400, r
+    r = stack.envoy.get("/", [("authorization", "Bearer \udcff".encode("utf-8", "surrogateescape").decode("latin-1"))])
+    assert r.status in (400, 401), r
+    assert stack.get(tok).status == 200

@@ -110,13 +110,13 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         // Bytes, not String: the SDK's String variants panic on a non-UTF-8 header value.
-        let needed = s.filter.borrow().cfg.needed_headers.clone();
-        let headers: Vec<(String, Vec<u8>)> = match needed {
+        let cfg = s.filter.borrow().cfg.clone();
+        let headers: Vec<(String, Vec<u8>)> = match &cfg.needed_headers {
             Some(names) => names
-                .into_iter()
+                .iter()
                 .filter_map(|n| {
-                    let v = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, &n).ok().flatten()?;
-                    Some((n, v))
+                    let v = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, n).ok().flatten()?;
+                    Some((n.clone(), v))
                 })
                 .collect(),
             None => hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default(),
@@ -134,12 +134,8 @@ impl HttpContext for Http {
                 .to_owned()
         };
         let (path, authority) = (pseudo(":path"), pseudo(":authority"));
-        let (needs_route, needs_cluster) = {
-            let f = s.filter.borrow();
-            (f.cfg.needs_route_name, f.cfg.needs_cluster)
-        };
-        let route_name = if needs_route { property(&["xds", "route_name"]) } else { None };
-        let cluster = if needs_cluster { property(&["xds", "cluster_name"]) } else { None };
+        let route_name = if cfg.needs_route_name { property(&["xds", "route_name"]) } else { None };
+        let cluster = if cfg.needs_cluster { property(&["xds", "cluster_name"]) } else { None };
         let input = RouteInput { path: &path, authority: &authority, route_name: route_name.as_deref(), cluster: cluster.as_deref() };
         let host = WasmHost { metrics: &s.metrics };
         let outcome = s.filter.borrow_mut().on_request(&input, &headers, &host);

@@ -793,9 +793,15 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         .iter()
         .all(|s| matches!(s, Source::Header { name, .. } if name == "authorization"))
         .then(|| {
-            let mut v: Vec<String> = [":path", ":authority", "authorization"].iter().map(|s| s.to_string()).collect();
+            let mut v: Vec<String> = Vec::new();
+            if routes.iter().any(|r| r.matcher.path_prefix.is_some() || r.matcher.path_exact.is_some()) {
+                v.push(":path".into());
+            }
+            if routes.iter().any(|r| r.matcher.authority.is_some()) {
+                v.push(":authority".into());
+            }
+            v.push("authorization".into());
             v.extend(strip.iter().cloned());
-            v.dedup();
             v
         });
     Ok(Config {

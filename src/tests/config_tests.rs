@@ -190,7 +190,12 @@ fn headers_read_one_by_one_only_for_authorization_sources() {
     let c = parse(&json!({"providers": [{"name": "a", "issuer": "i", "audiences": ["x"],
         "jwks": {"cluster": "idp", "path": "/k"}}], "forward": {"claims_to_headers": {"sub": "x-sub"}}}))
     .unwrap();
-    assert_eq!(c.needed_headers, Some(vec![":path".into(), ":authority".into(), "authorization".into(), "x-sub".into()]));
+    assert_eq!(c.needed_headers, Some(vec!["authorization".into(), "x-sub".into()]), "no route needs :path or :authority");
+    let c = parse(&json!({"providers": [{"name": "a", "issuer": "i", "audiences": ["x"],
+        "jwks": {"cluster": "idp", "path": "/k"}}],
+        "routes": [{"match": {"path_prefix": "/p", "authority": "h"}, "allow_anonymous": true}]}))
+    .unwrap();
+    assert_eq!(c.needed_headers, Some(vec![":path".into(), ":authority".into(), "authorization".into()]));
     // A cookie (or any other) source needs the whole header map: a cookie may repeat.
     assert_eq!(parse(&example()).unwrap().needed_headers, None);
 }

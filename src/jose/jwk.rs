@@ -8,9 +8,9 @@ use serde_json::{Map, Value};
 
 /// A verification key, parsed and checked once at load.
 pub enum KeyMaterial {
-    Rsa(rsa::RsaPublicKey),
-    P256(p256::ecdsa::VerifyingKey),
-    Ed25519(ed25519_compact::PublicKey),
+    Rsa(super::rs256::Rs256Key),
+    P256(super::es256::Es256Key),
+    Ed25519(ed25519_dalek::VerifyingKey),
 }
 
 pub struct Jwk {
@@ -36,6 +36,9 @@ fn err<T>(msg: impl Into<String>) -> Result<T, JwkError> {
 
 pub const MIN_RSA_BITS: usize = 2048;
 pub const MAX_RSA_BITS: usize = 8192;
+/// Usable keys kept per JWKS. Each key is prepared when loaded (an ES256 key's comb table is
+/// 60 KiB and ~7 ms of V8 time per worker), so an oversized key set cannot stall workers.
+pub const MAX_JWKS_KEYS: usize = 32;
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 fn b64_member(m: &Map<String, Value>, name: &str) -> Result<Vec<u8>, JwkError> {
@@ -96,6 +99,7 @@ pub fn parse_jwk(m: &Map<String, Value>) -> Result<Jwk, JwkError> {
             }
             let key = rsa::RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS)
                 .or_else(|_| err("RSA public key is invalid (bad exponent or modulus)"))?;
+            let key = super::rs256::Rs256Key::new(&key).ok_or_else(|| JwkError("RSA public key is invalid (bad exponent or modulus)".into()))?;
             (Alg::Rs256, KeyMaterial::Rsa(key))
         }
         "EC" => {
@@ -109,12 +113,7 @@ pub fn parse_jwk(m: &Map<String, Value>) -> Result<Jwk, JwkError> {
             if x.len() != 32 || y.len() != 32 {
                 return err("P-256 `x` and `y` must be 32 bytes each");
             }
-            let mut sec1 = Vec::with_capacity(65);
-            sec1.push(4);
-            sec1.extend_from_slice(&x);
-            sec1.extend_from_slice(&y);
-            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                .or_else(|_| err("P-256 point is not on the curve"))?;
+            let key = super::es256::Es256Key::new(&x, &y).ok_or_else(|| JwkError("P-256 point is not on the curve".into()))?;
             (Alg::Es256, KeyMaterial::P256(key))
         }
         "OKP" => {
@@ -124,8 +123,11 @@ pub fn parse_jwk(m: &Map<String, Value>) -> Result<Jwk, JwkError> {
                 None => return err("`crv` is missing"),
             }
             let x = b64_member(m, "x")?;
-            let key = ed25519_compact::PublicKey::from_slice(&x)
-                .or_else(|_| err("Ed25519 `x` must be 32 bytes"))?;
+            let Ok(x) = <[u8; 32]>::try_from(x.as_slice()) else {
+                return err("Ed25519 `x` must be 32 bytes");
+            };
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&x)
+                .or_else(|_| err("Ed25519 `x` is not a valid point encoding"))?;
             (Alg::EdDsa, KeyMaterial::Ed25519(key))
         }
         "oct" => return err("symmetric (`oct`) keys are never used"),
@@ -205,6 +207,10 @@ pub fn parse_jwks_value(doc: &Map<String, Value>) -> Result<(KeySet, Vec<(usize,
     let mut set = KeySet::default();
     let mut rejected = Vec::new();
     for (i, k) in keys.iter().enumerate() {
+        if set.keys.len() == MAX_JWKS_KEYS {
+            rejected.push((i, JwkError(format!("the JWKS already has {MAX_JWKS_KEYS} usable keys; more are ignored"))));
+            continue;
+        }
         match k.as_object().ok_or_else(|| JwkError("not a JSON object".into())).and_then(parse_jwk) {
             Ok(j) => set.keys.push(j),
             Err(e) => rejected.push((i, e)),

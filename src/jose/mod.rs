@@ -1,9 +1,11 @@
 //! JOSE: strict compact JWS parsing, JWK/JWKS, and signature verification.
 
 pub mod b64;
+pub mod es256;
 pub mod json;
 pub mod jwk;
 pub mod jws;
+pub mod rs256;
 pub mod verify;
 
 /// The signature algorithms the filter can verify. Anything else (`none`, HS*, PS*, ES384…) is refused.

@@ -1,39 +1,22 @@
-//! Signature verification through jwt-compact's algorithm implementations.
-//! Lengths are checked here first: jwt-compact's Ed25519 `try_from_slice` panics on a wrong length.
+//! Signature verification: RS256 and ES256 by this crate's `rs256` and `es256` (keys prepared once
+//! when loaded), EdDSA by ed25519-dalek. Why not jwt-compact's algorithms: README, "Crypto".
 
 use super::jwk::{KeyMaterial, KeySet};
 use super::Alg;
-use jwt_compact::{alg, Algorithm, AlgorithmSignature};
 
 /// Verifies `sig` over `signing_input`. The algorithm must already match the key (see `KeySet::candidates`).
 pub fn verify(alg: Alg, key: &KeyMaterial, signing_input: &[u8], sig: &[u8]) -> bool {
     match (alg, key) {
-        (Alg::Rs256, KeyMaterial::Rsa(k)) => {
-            // PKCS#1 v1.5: the signature is exactly the modulus length.
-            if sig.len() != rsa::traits::PublicKeyParts::size(k) {
-                return false;
-            }
-            match alg::RsaSignature::try_from_slice(sig) {
-                Ok(s) => alg::Rsa::rs256().verify_signature(&s, k, signing_input),
-                Err(_) => false,
-            }
-        }
+        // PKCS#1 v1.5; the signature must be exactly the modulus length (checked there).
+        (Alg::Rs256, KeyMaterial::Rsa(k)) => k.verify(signing_input, sig),
         (Alg::Es256, KeyMaterial::P256(k)) => {
-            // JWS ES256 is raw r||s (RFC 7518 §3.4): exactly 64 bytes, never DER.
-            if sig.len() != 64 {
-                return false;
-            }
-            match p256::ecdsa::Signature::try_from_slice(sig) {
-                Ok(s) => alg::Es256.verify_signature(&s, k, signing_input),
-                Err(_) => false,
-            }
+            // JWS ES256 is raw r||s (RFC 7518 §3.4): exactly 64 bytes, never DER (checked there).
+            k.verify(signing_input, sig)
         }
         (Alg::EdDsa, KeyMaterial::Ed25519(k)) => {
-            if sig.len() != ed25519_compact::Signature::BYTES {
-                return false;
-            }
-            match ed25519_compact::Signature::try_from_slice(sig) {
-                Ok(s) => alg::Ed25519.verify_signature(&s, k, signing_input),
+            // RFC 8032 §5.1.7 with dalek's strict checks: canonical S < L, small-order A or R refused.
+            match ed25519_dalek::Signature::from_slice(sig) {
+                Ok(s) => k.verify_strict(signing_input, &s).is_ok(),
                 Err(_) => false,
             }
         }

@@ -267,3 +267,17 @@ fn typ_policy() {
     let r = RouteInput { path: "/", authority: "a", route_name: None, cluster: None };
     assert!(matches!(s.f.on_request(&r, &headers, &s.host), Outcome::Allow(_)));
 }
+
+/// An oversized key set is capped: the first `MAX_JWKS_KEYS` usable keys are kept (each is prepared
+/// at load, an ES256 table costs milliseconds), the rest are reported, not silently dropped.
+#[test]
+fn oversized_jwks_is_capped() {
+    use crate::jose::jwk::{parse_jwks, MAX_JWKS_KEYS};
+    let keys: Vec<Value> = (0..MAX_JWKS_KEYS + 8).map(|i| EdKey::new(&format!("k{i}")).jwk()).collect();
+    let (set, rejected) = parse_jwks(&super::support::jwks(&keys)).unwrap();
+    assert_eq!(set.keys.len(), MAX_JWKS_KEYS);
+    assert_eq!(rejected.len(), 8);
+    assert_eq!(rejected[0].0, MAX_JWKS_KEYS);
+    assert!(rejected[0].1 .0.contains("more are ignored"), "{}", rejected[0].1);
+    assert!(set.has_kid(&format!("k{}", MAX_JWKS_KEYS - 1)) && !set.has_kid(&format!("k{MAX_JWKS_KEYS}")));
+}

@@ -247,7 +247,7 @@ fn rfc7520_cookbook() {
 }
 
 /// ed25519-speccheck: there is no single right answer for cases 0–5 (cofactored vs cofactorless);
-/// this pins what the filter (ed25519-compact, cofactorless, canonical S) decides, so a crate
+/// this pins what the filter (ed25519-dalek `verify_strict`) decides, so a crate
 /// change that alters it fails here. Cases 6–7 (S ≥ L) must be rejected per RFC 8032.
 #[test]
 fn ed25519_speccheck_pinned() {
@@ -274,9 +274,11 @@ fn ed25519_speccheck_pinned() {
     assert_eq!(got, pinned, "ed25519 edge-case behaviour changed");
 }
 
-/// ed25519-compact verifies cofactored (`[8](sB - R - hA) == 0`) and rejects small-order A or R,
-/// S ≥ L and non-canonical encodings: it accepts cases 3, 4 and 5 only.
-const PINNED_SPECCHECK: [bool; 12] = [false, false, false, true, true, true, false, false, false, false, false, false];
+/// ed25519-dalek's `verify_strict` checks the cofactorless equation (`sB == R + hA`) and rejects
+/// small-order A or R, S ≥ L and non-canonical encodings: it accepts case 3 only (mixed-order A,
+/// both equations hold). ed25519-compact, used before, also accepted 4 and 5 (cofactored only);
+/// honest signers' signatures satisfy both equations, so the stricter choice loses none.
+const PINNED_SPECCHECK: [bool; 12] = [false, false, false, true, false, false, false, false, false, false, false, false];
 
 /// The Wycheproof ROCA key is refused for its fingerprint (not, say, for its size).
 #[test]

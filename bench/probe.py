@@ -1,6 +1,7 @@
 """Where the hot path's CPU goes: the do-nothing floor, then this filter built with compile-time
 probes that stop after reading the headers (TEF_PROBE=headers) or after deciding without applying
-(TEF_PROBE=decide), then the real build. Run by bench/probe.sh."""
+(TEF_PROBE=decide), then the real build. Run by bench/probe.sh. With an algorithm as argument
+(`bench/probe.sh EdDSA`): the cold path instead, cache off, every request a new token."""
 import sys
 from pathlib import Path
 
@@ -11,6 +12,13 @@ from servers import IdP
 idp = IdP(B.ISS).start(); jwks = idp.jwks()
 hot = jwt_tool.encode(idp.key("ES256"), jwt_tool.claims(B.ISS, B.AUD, ttl=3600, sub="bench"))
 conf = B.tef_conf(jwks)
+load = dict(token=hot)
+if len(sys.argv) > 1:
+    alg = sys.argv[1]
+    f = ROOT / "bench" / "out" / f"probe-cold-{alg}.txt"
+    f.write_text("\n".join(jwt_tool.encode(idp.key(alg), jwt_tool.claims(B.ISS, B.AUD, ttl=3600, sub=f"u{i}")) for i in range(20000)) + "\n")
+    conf = B.tef_conf(jwks, cache=False)
+    load = dict(token_file=f)
 setups = {
  "floor": B.bootstrap([B.wasm_filter(B.NOOP_WASM, None, "noop")]),
  "probe_headers": B.bootstrap([B.wasm_filter(ROOT / "bench" / "out" / "tef-probe-headers.wasm", conf, "tef")]),
@@ -20,10 +28,10 @@ setups = {
 es = {n: B.Pinned(c, concurrency=1, name=n).start() for n, c in setups.items()}
 res = {n: [] for n in es}
 try:
-    for n, e in es.items(): B.wrk(e.port, 1, token=hot)
+    for n, e in es.items(): B.wrk(e.port, 1, **load)
     for rnd in range(4):
         for n, e in es.items():
-            t0 = e.cpu_ticks(); r = B.wrk(e.port, 3, token=hot)
+            t0 = e.cpu_ticks(); r = B.wrk(e.port, 3, **load)
             res[n].append((e.cpu_ticks()-t0)*1e4/r["requests"])
 finally:
     for e in es.values(): e.stop()

@@ -12,4 +12,4 @@ for p in headers decide; do
   TEF_PROBE=$p cargo build --release --locked --target wasm32-wasip1 --target-dir target/probe-$p -q
   cp target/probe-$p/wasm32-wasip1/release/token_exchange_filter.wasm bench/out/tef-probe-$p.wasm
 done
-exec .venv/bin/python bench/probe.py
+exec .venv/bin/python bench/probe.py "$@"

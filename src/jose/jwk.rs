@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 pub enum KeyMaterial {
     Rsa(super::rs256::Rs256Key),
     P256(super::es256::Es256Key),
-    Ed25519(ed25519_dalek::VerifyingKey),
+    Ed25519(super::ed25519::Ed25519Key),
 }
 
 pub struct Jwk {
@@ -126,8 +126,8 @@ pub fn parse_jwk(m: &Map<String, Value>) -> Result<Jwk, JwkError> {
             let Ok(x) = <[u8; 32]>::try_from(x.as_slice()) else {
                 return err("Ed25519 `x` must be 32 bytes");
             };
-            let key = ed25519_dalek::VerifyingKey::from_bytes(&x)
-                .or_else(|_| err("Ed25519 `x` is not a valid point encoding"))?;
+            let key = super::ed25519::Ed25519Key::new(&x)
+                .ok_or_else(|| JwkError("Ed25519 `x` is not a valid point, or is of small order".into()))?;
             (Alg::EdDsa, KeyMaterial::Ed25519(key))
         }
         "oct" => return err("symmetric (`oct`) keys are never used"),

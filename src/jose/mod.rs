@@ -1,6 +1,7 @@
 //! JOSE: strict compact JWS parsing, JWK/JWKS, and signature verification.
 
 pub mod b64;
+pub mod ed25519;
 pub mod es256;
 pub mod json;
 pub mod jwk;

@@ -63,6 +63,9 @@ struct Remote {
     want: Want,
     /// This VM holds the lease and has a fetch in flight until then.
     inflight_until: u64,
+    /// SHA-256 of the JWKS body `set` was parsed from: a refresh that brings the same body
+    /// (the usual case) keeps the prepared keys instead of preparing them again on every VM.
+    body_hash: Option<[u8; 32]>,
 }
 
 struct ProviderKeys {
@@ -122,6 +125,7 @@ impl Keystore {
                             meta: RecordMeta::default(),
                             want: Want::Nothing,
                             inflight_until: 0,
+                            body_hash: None,
                         }),
                     }
                 }
@@ -159,9 +163,13 @@ impl Keystore {
         let Some((meta, body)) = decode_record(&bytes) else { return false };
         r.meta = meta;
         r.want = Want::Nothing;
-        if !body.is_empty() {
+        let hash: [u8; 32] = Sha256::digest(body).into();
+        if !body.is_empty() && r.body_hash != Some(hash) {
             match jwk::parse_jwks(body) {
-                Ok((set, _)) if !set.keys.is_empty() => pk.set = Some(Rc::new(set)),
+                Ok((set, _)) if !set.keys.is_empty() => {
+                    pk.set = Some(Rc::new(set));
+                    r.body_hash = Some(hash);
+                }
                 _ => log::warn!("provider {}: shared JWKS record does not parse", self.names[p]),
             }
         }
@@ -278,28 +286,37 @@ impl Keystore {
             },
             None => (RecordMeta::default(), Vec::new()),
         };
-        let parsed = result.and_then(|body| match jwk::parse_jwks(&body) {
-            Ok((set, rejected)) => {
-                for (i, e) in &rejected {
-                    log::warn!("provider {name}: JWKS key {i} ignored: {e}");
-                    host.count(Metric::JwksKeysRejected);
-                }
-                if set.keys.is_empty() {
-                    Err("JWKS has no usable key".to_owned())
-                } else {
-                    Ok((set, body))
-                }
+        let same_as_held = |body: &[u8]| pk.set.is_some() && r.body_hash == Some(Sha256::digest(body).into());
+        let parsed = result.and_then(|body| {
+            if same_as_held(&body) {
+                return Ok((None, body));
             }
-            Err(e) => Err(e.0),
+            match jwk::parse_jwks(&body) {
+                Ok((set, rejected)) => {
+                    for (i, e) in &rejected {
+                        log::warn!("provider {name}: JWKS key {i} ignored: {e}");
+                        host.count(Metric::JwksKeysRejected);
+                    }
+                    if set.keys.is_empty() {
+                        Err("JWKS has no usable key".to_owned())
+                    } else {
+                        Ok((Some(set), body))
+                    }
+                }
+                Err(e) => Err(e.0),
+            }
         });
         let body = match parsed {
             Ok((set, body)) => {
                 host.count(Metric::JwksFetchOk);
-                log::info!("provider {name}: JWKS fetched, {} usable keys", set.keys.len());
                 meta.next_fetch_ms = now + r.src.refresh_ms;
                 meta.last_ok_ms = now;
                 meta.refetch_ok_ms = now + r.src.min_refetch_ms;
-                pk.set = Some(Rc::new(set));
+                if let Some(set) = set {
+                    log::info!("provider {name}: JWKS fetched, {} usable keys", set.keys.len());
+                    pk.set = Some(Rc::new(set));
+                    r.body_hash = Some(Sha256::digest(&body).into());
+                }
                 body
             }
             Err(reason) => {

@@ -352,3 +352,38 @@ fn keys_fetched_by_another_vm_are_used_without_waiting() {
     // b has not ticked since: the request path re-reads shared data on a miss.
     allowed(&b.on_request(&req("/x"), &bearer(&remote.token(&claims(ISS, "api", "a", NOW))), &host));
 }
+
+/// A refresh that brings the same JWKS body keeps the keys already prepared (an ES256 key's table
+/// costs milliseconds per VM); a changed body replaces them, on every VM.
+#[test]
+fn unchanged_jwks_refresh_keeps_prepared_keys() {
+    use crate::keys::KeyState;
+    let host = FakeHost::new(NOW);
+    let local = EsKey::new("l1");
+    let remote = EsKey::new("r1");
+    let mut f = ready(&host, config(&local, |_| {}), &[remote.jwk()]);
+    let mut g = Filter::new(f.cfg.clone());
+    g.init(&host);
+    let held = |vm: &mut Filter| match vm.keys.state(0, Some("r1"), &host) {
+        KeyState::Ready(s) => s,
+        _ => panic!("keys not ready"),
+    };
+    let (before_f, before_g) = (held(&mut f), held(&mut g));
+    host.advance(61_000);
+    assert_eq!(f.tick(&host).len(), 1, "refresh due");
+    f.fetch_done(0, Ok(jwks(&[remote.jwk()])), &host);
+    g.tick(&host);
+    assert!(std::rc::Rc::ptr_eq(&before_f, &held(&mut f)), "fetching VM re-prepared an unchanged JWKS");
+    assert!(std::rc::Rc::ptr_eq(&before_g, &held(&mut g)), "other VM re-prepared an unchanged JWKS");
+    assert_eq!(host.counter(Metric::JwksFetchOk), 2);
+    // A changed body is parsed again, on both VMs.
+    let rotated = EsKey::new("r2");
+    host.advance(61_000);
+    assert_eq!(f.tick(&host).len(), 1);
+    f.fetch_done(0, Ok(jwks(&[remote.jwk(), rotated.jwk()])), &host);
+    g.tick(&host);
+    for vm in [&mut f, &mut g] {
+        assert!(matches!(vm.keys.state(0, Some("r2"), &host), KeyState::Ready(_)));
+    }
+    allowed(&g.on_request(&req("/x"), &bearer(&rotated.token(&claims(ISS, "api", "c", host.now.get()))), &host));
+}

@@ -32,11 +32,11 @@ ENVOY_CORE, LOAD_CORE = "0", "1"
 LUA = ROOT / "tests" / "e2e" / "tokens.lua"
 
 
-def wasm_filter(path: Path, conf: dict | None, vm_id: str) -> dict:
+def wasm_filter(path: Path, conf: dict | str | None, vm_id: str) -> dict:
     cfg = {"name": vm_id, "root_id": vm_id, "failure_policy": "FAIL_CLOSED",
            "vm_config": {"vm_id": vm_id, "runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": str(path)}}}}
     if conf is not None:
-        cfg["configuration"] = {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(conf)}
+        cfg["configuration"] = {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": conf if isinstance(conf, str) else json.dumps(conf)}
     return {"name": "envoy.filters.http.wasm",
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "config": cfg}}
 

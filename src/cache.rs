@@ -47,15 +47,15 @@ impl SlotCache {
         [format!("{}/{}", self.prefix, a), format!("{}/{}", self.prefix, b)]
     }
 
-    /// The payload stored for `hash`, if present and not expired at `now_ms`.
-    pub fn get(&self, host: &dyn Host, hash: &[u8; 32], now_ms: u64) -> Option<Vec<u8>> {
+    /// The payload stored for `hash` and its expiry, if present and not expired at `now_ms`.
+    pub fn get(&self, host: &dyn Host, hash: &[u8; 32], now_ms: u64) -> Option<(Vec<u8>, u64)> {
         let keys = self.slot_keys(hash);
         let n = if keys[0] == keys[1] { 1 } else { 2 };
         for key in &keys[..n] {
             if let Some((bytes, _)) = host.shared_get(key) {
                 if let Some((h, exp, payload)) = decode(&bytes) {
                     if h == &hash[..16] && now_ms < exp {
-                        return Some(payload.to_vec());
+                        return Some((payload.to_vec(), exp));
                     }
                 }
             }
@@ -101,7 +101,7 @@ mod tests {
         let host = FakeHost::new(1_000);
         let c = SlotCache::new("c", 16);
         c.put(&host, &h(1), 2_000, b"one", 1_000);
-        assert_eq!(c.get(&host, &h(1), 1_500).as_deref(), Some(&b"one"[..]));
+        assert_eq!(c.get(&host, &h(1), 1_500), Some((b"one".to_vec(), 2_000)));
         assert_eq!(c.get(&host, &h(1), 2_000), None, "expired entries are never served");
         assert_eq!(c.get(&host, &h(2), 1_500), None);
     }
@@ -121,7 +121,7 @@ mod tests {
         }
         assert!(hits >= 5, "{hits}");
         for i in 0..10_000 {
-            if let Some(p) = c.get(&host, &h(i), 1) {
+            if let Some((p, _)) = c.get(&host, &h(i), 1) {
                 assert_eq!(p, b"x");
             }
         }
@@ -135,6 +135,6 @@ mod tests {
         assert_eq!(c.get(&host, &h(1), 0), None);
         assert!(decode(b"TEF1").is_none());
         c.put(&host, &h(1), 10, b"p", 0);
-        assert_eq!(c.get(&host, &h(1), 0).as_deref(), Some(&b"p"[..]));
+        assert_eq!(c.get(&host, &h(1), 0), Some((b"p".to_vec(), 10)));
     }
 }

@@ -212,6 +212,8 @@ struct RawCache {
     max_entries: Option<u32>,
     #[serde(default)]
     max_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    local_entries: Option<u32>,
 }
 
 // ---------- what the filter runs on ----------
@@ -223,6 +225,8 @@ pub struct Config {
     pub forward: Forward,
     pub cache_max_entries: u32,
     pub cache_max_ttl_ms: u64,
+    /// Entries of each worker's own front for the shared caches (0: none).
+    pub cache_local_entries: u32,
     pub realm: String,
     pub stat_prefix: String,
     pub max_token_bytes: usize,
@@ -237,6 +241,10 @@ pub struct Config {
     /// instead of fetching the whole map. `None`: read the whole map (cookies and other headers
     /// may repeat, and one-value reads would miss a repeat).
     pub needed_headers: Option<Vec<String>>,
+    /// The stripped headers are not among `needed_headers`: the filter sets a header on (nearly)
+    /// every allowed request anyway, and once one header changes, removing the stripped ones
+    /// unread costs less than reading each to see whether it is there (bench/hostcalls.sh).
+    pub strip_unread: bool,
 }
 
 pub struct Provider {
@@ -331,6 +339,7 @@ pub struct Forward {
 pub const DEFAULT_SKEW_S: u64 = 60;
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
 pub const DEFAULT_MAX_ENTRIES: u32 = 10_000;
+pub const DEFAULT_LOCAL_ENTRIES: u32 = 1024;
 
 /// Parses and validates the plugin configuration.
 pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
@@ -773,6 +782,10 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
     if cache_max_ttl_s > 86_400 {
         return fail("cache.max_ttl_seconds", "must be 0..86400 (0 disables the cache)");
     }
+    let cache_local_entries = raw.cache.local_entries.unwrap_or(DEFAULT_LOCAL_ENTRIES);
+    if cache_local_entries > 65_536 {
+        return fail("cache.local_entries", "must be 0..65536 (0: every lookup reads shared data)");
+    }
     let max_token_bytes = raw.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
     if !(256..=65_536).contains(&max_token_bytes) {
         return fail("max_token_bytes", "must be 256..65536");
@@ -789,6 +802,7 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
     if stat_prefix.is_empty() || !stat_prefix.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.') {
         return fail("stat_prefix", "must be non-empty and use only [A-Za-z0-9_.]");
     }
+    let sets_headers = !claims_to_headers.is_empty() || principal_header.is_some() || routes.iter().any(|r| r.exchange.is_some());
     let needed_headers = sources
         .iter()
         .all(|s| matches!(s, Source::Header { name, .. } if name == "authorization"))
@@ -801,9 +815,12 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
                 v.push(":authority".into());
             }
             v.push("authorization".into());
-            v.extend(strip.iter().cloned());
+            if !sets_headers {
+                v.extend(strip.iter().cloned());
+            }
             v
         });
+    let strip_unread = needed_headers.is_some() && sets_headers && !strip.is_empty();
     Ok(Config {
         providers,
         sources,
@@ -812,6 +829,7 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         sts,
         cache_max_entries,
         cache_max_ttl_ms: cache_max_ttl_s * 1000,
+        cache_local_entries,
         realm,
         stat_prefix,
         max_token_bytes,
@@ -819,5 +837,6 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         needs_route_name,
         needs_cluster,
         needed_headers,
+        strip_unread,
     })
 }

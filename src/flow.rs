@@ -18,6 +18,7 @@ use crate::host::Host;
 use crate::jose::jws::{self, JwsError};
 use crate::jose::verify::{self, VerifyError};
 use crate::keys::{FetchRequest, KeyState, Keystore, Want};
+use crate::local::LocalCache;
 use crate::metrics::{Deny, Metric};
 use crate::reply::{self, Reply};
 use crate::route::{self, RouteInput};
@@ -98,6 +99,8 @@ pub struct Filter {
     pub keys: Keystore,
     claims_cache: SlotCache,
     exchange_cache: SlotCache,
+    /// This worker's own front for both caches.
+    local: LocalCache,
     /// Exchanges this VM leads, by key.
     inflight: HashMap<[u8; 32], InFlight>,
     /// Results of exchanges that just ended on this VM, for their waiters (a few seconds at most).
@@ -140,6 +143,7 @@ impl Filter {
         Filter {
             claims_cache: SlotCache::new(&format!("{ns}/claims"), cfg.cache_max_entries),
             exchange_cache: SlotCache::new(&format!("{ns}/xchg"), cfg.cache_max_entries),
+            local: LocalCache::new(if cfg.cache_max_ttl_ms > 0 { cfg.cache_local_entries as usize } else { 0 }),
             cfg,
             keys,
             inflight: HashMap::new(),
@@ -260,15 +264,25 @@ impl Filter {
 
     fn authenticate(&mut self, token: &str, route: Option<usize>, now: u64, waited: Option<&Pending>, host: &dyn Host) -> Auth {
         let cfg = self.cfg.clone();
+        if let Some(v) = self.local.verified(token, now) {
+            if waited.is_none() {
+                host.count(Metric::CacheHit);
+            }
+            if !self.allowed_on_route(route, v.provider) {
+                return Auth::Fail(Deny::ProviderNotAllowed, "issuer not accepted on this route");
+            }
+            return Auth::Ok(v.clone());
+        }
         let key = self.cache_key(token);
         if cfg.cache_max_ttl_ms > 0 {
-            if let Some(v) = self.claims_cache.get(host, &key, now).and_then(|e| decode_entry(&e)) {
+            if let Some((v, until)) = self.claims_cache.get(host, &key, now).and_then(|(e, until)| Some((decode_entry(&e)?, until))) {
                 if waited.is_none() {
                     host.count(Metric::CacheHit);
                 }
                 if !self.allowed_on_route(route, v.provider) {
                     return Auth::Fail(Deny::ProviderNotAllowed, "issuer not accepted on this route");
                 }
+                self.local.put_verified(token, until, &v);
                 return Auth::Ok(v);
             }
             if waited.is_none() {
@@ -345,6 +359,7 @@ impl Filter {
             let until = v.exp_ms.min(now.saturating_add(cfg.cache_max_ttl_ms));
             if until > now {
                 self.claims_cache.put(host, &key, until, &encode_entry(&v), now);
+                self.local.put_verified(token, until, &v);
             }
         }
         Auth::Ok(v)
@@ -433,12 +448,20 @@ impl Filter {
                 return self.deny_with(host, Deny::InsufficientScope, r);
             }
         };
+        if let Some(tok) = self.local.exchanged(&p.token, route, now) {
+            if !resumed {
+                host.count(Metric::ExchangeCacheHit);
+            }
+            let plan = self.exchanged_plan(p, v, tok);
+            return self.allow(host, plan);
+        }
         let key = self.exchange_key(&p.token, spec, &scopes);
-        if let Some(tok) = self.exchange_cache.get(host, &key, now) {
+        if let Some((tok, until)) = self.exchange_cache.get(host, &key, now) {
             if let Ok(tok) = String::from_utf8(tok) {
                 if !resumed {
                     host.count(Metric::ExchangeCacheHit);
                 }
+                self.local.put_exchanged(&p.token, route, &tok, until, now);
                 let plan = self.exchanged_plan(p, v, &tok);
                 return self.allow(host, plan);
             }

@@ -12,6 +12,7 @@ pub mod flow;
 pub mod host;
 pub mod jose;
 pub mod keys;
+pub mod local;
 pub mod metrics;
 pub mod reply;
 pub mod route;

@@ -10,6 +10,8 @@ pub struct FakeHost {
     pub now: Cell<u64>,
     shared: RefCell<BTreeMap<String, (Vec<u8>, u32)>>,
     pub counters: RefCell<BTreeMap<Metric, u64>>,
+    /// Shared-data reads so far.
+    pub reads: Cell<u64>,
 }
 
 impl FakeHost {
@@ -37,6 +39,7 @@ impl Host for FakeHost {
         self.now.get()
     }
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.reads.set(self.reads.get() + 1);
         self.shared.borrow().get(key).cloned()
     }
     fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {

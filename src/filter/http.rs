@@ -142,6 +142,8 @@ impl HttpContext for Http {
         if option_env!("TEF_PROBE") == Some("decide") {
             return Action::Continue;
         }
-        self.carry_out(&s, outcome, Some(&headers))
+        // Stripped headers that were not read are removed unconditionally.
+        let present = if cfg.strip_unread { None } else { Some(&headers[..]) };
+        self.carry_out(&s, outcome, present)
     }
 }

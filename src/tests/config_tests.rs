@@ -190,7 +190,13 @@ fn headers_read_one_by_one_only_for_authorization_sources() {
     let c = parse(&json!({"providers": [{"name": "a", "issuer": "i", "audiences": ["x"],
         "jwks": {"cluster": "idp", "path": "/k"}}], "forward": {"claims_to_headers": {"sub": "x-sub"}}}))
     .unwrap();
-    assert_eq!(c.needed_headers, Some(vec!["authorization".into(), "x-sub".into()]), "no route needs :path or :authority");
+    assert_eq!(c.needed_headers, Some(vec!["authorization".into()]), "no route needs :path or :authority");
+    assert!(c.strip_unread, "a claim header is set on every allowed request: x-sub is removed unread");
+    let c = parse(&json!({"providers": [{"name": "a", "issuer": "i", "audiences": ["x"],
+        "jwks": {"cluster": "idp", "path": "/k"}}], "forward": {"strip_headers": ["x-sub"]}}))
+    .unwrap();
+    assert_eq!(c.needed_headers, Some(vec!["authorization".into(), "x-sub".into()]), "nothing is set: read before removing");
+    assert!(!c.strip_unread);
     let c = parse(&json!({"providers": [{"name": "a", "issuer": "i", "audiences": ["x"],
         "jwks": {"cluster": "idp", "path": "/k"}}],
         "routes": [{"match": {"path_prefix": "/p", "authority": "h"}, "allow_anonymous": true}]}))

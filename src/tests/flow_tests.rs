@@ -105,6 +105,40 @@ fn cached_entries_never_outlive_the_token() {
 }
 
 #[test]
+fn a_worker_answers_hot_tokens_without_reading_shared_data() {
+    let host = FakeHost::new(NOW);
+    let local = EsKey::new("l1");
+    let cfg = config(&local, |v| v["cache"]["max_ttl_seconds"] = json!(60));
+    let mut a = ready(&host, cfg.clone(), &[]);
+    let mut b = Filter::new(cfg);
+    b.init(&host);
+    assert!(b.tick(&host).is_empty(), "b takes the keys a fetched");
+    let t = local.token(&claims("https://local.test", "api", "alice", NOW));
+    let first = allowed(&a.on_request(&req("/"), &bearer(&t), &host)).clone();
+    let reads = host.reads.get();
+    assert_eq!(allowed(&a.on_request(&req("/"), &bearer(&t), &host)), &first);
+    assert_eq!(host.reads.get(), reads, "a hit on the verifying worker reads no shared data");
+    // Another worker finds it in shared data once, then keeps it too.
+    assert_eq!(allowed(&b.on_request(&req("/"), &bearer(&t), &host)), &first);
+    assert!(host.reads.get() > reads);
+    let reads = host.reads.get();
+    assert_eq!(allowed(&b.on_request(&req("/"), &bearer(&t), &host)), &first);
+    assert_eq!(host.reads.get(), reads);
+    assert_eq!((host.counter(Metric::CacheMiss), host.counter(Metric::CacheHit)), (1, 3));
+    // Nothing is served past max_ttl: both workers verify again.
+    host.advance(60_000);
+    allowed(&a.on_request(&req("/"), &bearer(&t), &host));
+    allowed(&b.on_request(&req("/"), &bearer(&t), &host));
+    assert_eq!(host.counter(Metric::CacheMiss), 2, "a verified again; b then hit a's fresh shared entry");
+    // A token differing in one byte is never answered from the front.
+    let mut forged = t.clone().into_bytes();
+    let n = forged.len() - 2;
+    forged[n] = if forged[n] == b'A' { b'B' } else { b'A' };
+    let (status, _) = denied(&a.on_request(&req("/"), &bearer(&String::from_utf8(forged).unwrap()), &host));
+    assert_eq!(status, 401);
+}
+
+#[test]
 fn cache_is_bounded_by_max_entries() {
     let host = FakeHost::new(NOW);
     let local = EsKey::new("l1");

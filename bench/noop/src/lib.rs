@@ -1,26 +1,97 @@
-//! Does nothing: the cost of crossing the proxy-wasm ABI for one request, and no more.
+//! The proxy-wasm floor for the benchmark, and a lab for the price of single host calls.
+//!
+//! Without a plugin configuration it does nothing but return `Continue`: the cost of crossing the
+//! proxy-wasm ABI for one request, and no more. With one, a comma-separated list of host calls to
+//! make on every request, in order (bench/hostcalls.py):
+//! `hdr:NAME` (read one request header), `hdrs` (read the whole header map), `time`,
+//! `shared:KEY` (read a shared-data key, written once at configure time), `set:NAME` (set a request
+//! header), `del:NAME` (remove a request header); `OP*N` repeats one N times.
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use proxy_wasm::types::{Action, ContextType, MapType};
+use std::rc::Rc;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| Box::new(Root));
+    proxy_wasm::set_root_context(|_| Box::new(Root { ops: Rc::new(Vec::new()) }));
 }}
 
-struct Root;
+enum Op {
+    Hdr(String),
+    Hdrs,
+    Time,
+    Shared(String),
+    Set(String),
+    Del(String),
+}
+
+struct Root {
+    ops: Rc<Vec<Op>>,
+}
+
 impl Context for Root {}
 impl RootContext for Root {
+    fn on_configure(&mut self, size: usize) -> bool {
+        if size == 0 {
+            return true;
+        }
+        let conf = hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, size).ok().flatten().unwrap_or_default();
+        let conf = String::from_utf8_lossy(&conf).into_owned();
+        let mut ops = Vec::new();
+        for op in conf.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (op, times) = match op.split_once('*') {
+                Some((o, n)) => (o, n.parse::<usize>().unwrap_or(1)),
+                None => (op, 1),
+            };
+            let (kind, arg) = op.split_once(':').unwrap_or((op, ""));
+            for _ in 0..times {
+            ops.push(match kind {
+                "hdr" => Op::Hdr(arg.into()),
+                "hdrs" => Op::Hdrs,
+                "time" => Op::Time,
+                "shared" => {
+                    // A value the size of a cached claims entry.
+                    let _ = hostcalls::set_shared_data(arg, Some(&[7u8; 160]), None);
+                    Op::Shared(arg.into())
+                }
+                "set" => Op::Set(arg.into()),
+                "del" => Op::Del(arg.into()),
+                _ => return false,
+            });
+            }
+        }
+        self.ops = Rc::new(ops);
+        true
+    }
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Noop))
+        Some(Box::new(Lab { ops: self.ops.clone() }))
     }
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
 }
 
-struct Noop;
-impl Context for Noop {}
-impl HttpContext for Noop {
+struct Lab {
+    ops: Rc<Vec<Op>>,
+}
+impl Context for Lab {}
+impl HttpContext for Lab {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        let mut sink = 0usize;
+        for op in self.ops.iter() {
+            match op {
+                Op::Hdr(n) => sink += hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, n).ok().flatten().map_or(0, |v| v.len()),
+                Op::Hdrs => sink += hostcalls::get_map_bytes(MapType::HttpRequestHeaders).map_or(0, |v| v.len()),
+                Op::Time => sink += hostcalls::get_current_time().is_ok() as usize,
+                Op::Shared(k) => sink += hostcalls::get_shared_data(k).ok().and_then(|(v, _)| v).map_or(0, |v| v.len()),
+                Op::Set(n) => {
+                    let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, n, Some(b"bench-user-0001"));
+                }
+                Op::Del(n) => {
+                    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, n);
+                }
+            }
+        }
+        std::hint::black_box(sink);
         Action::Continue
     }
 }

@@ -95,7 +95,7 @@ impl LocalCache {
 
     /// Entries held.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub fn entries(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()
     }
 }
@@ -124,7 +124,7 @@ mod tests {
         for i in 0..1000 {
             c.put_verified(&format!("token-{i}"), 10_000, &v(&i.to_string()));
         }
-        assert!(c.len() <= 16);
+        assert!(c.entries() <= 16);
         for i in 0..1000 {
             if let Some(got) = c.verified(&format!("token-{i}"), 1) {
                 assert_eq!(got, &v(&i.to_string()));

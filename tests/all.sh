@@ -15,6 +15,6 @@ echo "== fuzzing (each target ${TEF_FUZZ_SECONDS:-20}s from the seed corpus)"
 tests/fuzz.sh "${TEF_FUZZ_SECONDS:-20}"
 echo "== end to end, real Envoy"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider "$@"
-echo "== bounded soak (${TEF_SOAK_SECONDS:-45}s, 100000 distinct tokens through 20000 cache slots)"
+echo "== bounded soak (${TEF_SOAK_SECONDS:-45}s at 400 req/s, 100000 distinct tokens through 20000 cache slots)"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-.venv/bin/python tests/soak.py "${TEF_SOAK_SECONDS:-45}" 100000
+.venv/bin/python tests/soak.py "${TEF_SOAK_SECONDS:-45}" 100000 400

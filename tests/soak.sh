@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bounded soak in a real Envoy: tests/soak.sh [seconds=45] [tokens=100000].
+# Bounded soak in a real Envoy at a fixed rate: tests/soak.sh [seconds=45] [tokens=100000] [rate=400].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests/bootstrap.sh >/dev/null

@@ -20,6 +20,8 @@ pub mod host;
 pub mod jose;
 #[path = "../../src/keys.rs"]
 pub mod keys;
+#[path = "../../src/local.rs"]
+pub mod local;
 #[path = "../../src/metrics.rs"]
 pub mod metrics;
 #[path = "../../src/reply.rs"]

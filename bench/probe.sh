@@ -3,10 +3,7 @@
 # floor → +reading the headers → +deciding → +applying (the real build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tests/bootstrap.sh >/dev/null
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-./wasm-build.sh >/dev/null
-(cd bench/noop && cargo build --release --target wasm32-wasip1 -q)
+bench/prepare.sh
 mkdir -p bench/out
 for p in headers decide; do
   TEF_PROBE=$p cargo build --release --locked --target wasm32-wasip1 --target-dir target/probe-$p -q

@@ -262,28 +262,27 @@ impl Filter {
         route.is_none_or(|r| self.cfg.routes[r].providers.contains(&p))
     }
 
+    /// A token found in a cache (this worker's front or shared data).
+    fn claims_hit(&self, v: Verified, route: Option<usize>, waited: Option<&Pending>, host: &dyn Host) -> Auth {
+        if waited.is_none() {
+            host.count(Metric::CacheHit);
+        }
+        if !self.allowed_on_route(route, v.provider) {
+            return Auth::Fail(Deny::ProviderNotAllowed, "issuer not accepted on this route");
+        }
+        Auth::Ok(v)
+    }
+
     fn authenticate(&mut self, token: &str, route: Option<usize>, now: u64, waited: Option<&Pending>, host: &dyn Host) -> Auth {
         let cfg = self.cfg.clone();
         if let Some(v) = self.local.verified(token, now) {
-            if waited.is_none() {
-                host.count(Metric::CacheHit);
-            }
-            if !self.allowed_on_route(route, v.provider) {
-                return Auth::Fail(Deny::ProviderNotAllowed, "issuer not accepted on this route");
-            }
-            return Auth::Ok(v.clone());
+            return self.claims_hit(v.clone(), route, waited, host);
         }
         let key = self.cache_key(token);
         if cfg.cache_max_ttl_ms > 0 {
             if let Some((v, until)) = self.claims_cache.get(host, &key, now).and_then(|(e, until)| Some((decode_entry(&e)?, until))) {
-                if waited.is_none() {
-                    host.count(Metric::CacheHit);
-                }
-                if !self.allowed_on_route(route, v.provider) {
-                    return Auth::Fail(Deny::ProviderNotAllowed, "issuer not accepted on this route");
-                }
                 self.local.put_verified(token, until, &v);
-                return Auth::Ok(v);
+                return self.claims_hit(v, route, waited, host);
             }
             if waited.is_none() {
                 host.count(Metric::CacheMiss);
@@ -436,6 +435,15 @@ impl Filter {
         plan
     }
 
+    /// An exchanged token found in a cache (this worker's front or shared data).
+    fn exchange_hit(&self, p: &Pending, v: Verified, token: &str, resumed: bool, host: &dyn Host) -> Outcome {
+        if !resumed {
+            host.count(Metric::ExchangeCacheHit);
+        }
+        let plan = self.exchanged_plan(p, v, token);
+        self.allow(host, plan)
+    }
+
     fn exchange(&mut self, p: &Pending, route: usize, v: Verified, now: u64, resumed: bool, host: &dyn Host) -> Outcome {
         let cfg = self.cfg.clone();
         let (Some(sts), Some(spec)) = (cfg.sts.as_ref(), cfg.routes[route].exchange.as_ref()) else {
@@ -449,21 +457,13 @@ impl Filter {
             }
         };
         if let Some(tok) = self.local.exchanged(&p.token, route, now) {
-            if !resumed {
-                host.count(Metric::ExchangeCacheHit);
-            }
-            let plan = self.exchanged_plan(p, v, tok);
-            return self.allow(host, plan);
+            return self.exchange_hit(p, v, tok, resumed, host);
         }
         let key = self.exchange_key(&p.token, spec, &scopes);
         if let Some((tok, until)) = self.exchange_cache.get(host, &key, now) {
             if let Ok(tok) = String::from_utf8(tok) {
-                if !resumed {
-                    host.count(Metric::ExchangeCacheHit);
-                }
                 self.local.put_exchanged(&p.token, route, &tok, until, now);
-                let plan = self.exchanged_plan(p, v, &tok);
-                return self.allow(host, plan);
+                return self.exchange_hit(p, v, &tok, resumed, host);
             }
         }
         if let Some((res, until)) = self.recent.get(&key) {

@@ -163,12 +163,12 @@ impl Keystore {
         let Some((meta, body)) = decode_record(&bytes) else { return false };
         r.meta = meta;
         r.want = Want::Nothing;
-        let hash: [u8; 32] = Sha256::digest(body).into();
-        if !body.is_empty() && r.body_hash != Some(hash) {
+        let hash: Option<[u8; 32]> = (!body.is_empty()).then(|| Sha256::digest(body).into());
+        if hash.is_some() && r.body_hash != hash {
             match jwk::parse_jwks(body) {
                 Ok((set, _)) if !set.keys.is_empty() => {
                     pk.set = Some(Rc::new(set));
-                    r.body_hash = Some(hash);
+                    r.body_hash = hash;
                 }
                 _ => log::warn!("provider {}: shared JWKS record does not parse", self.names[p]),
             }
@@ -286,9 +286,10 @@ impl Keystore {
             },
             None => (RecordMeta::default(), Vec::new()),
         };
-        let same_as_held = |body: &[u8]| pk.set.is_some() && r.body_hash == Some(Sha256::digest(body).into());
+        let held = if pk.set.is_some() { r.body_hash } else { None };
         let parsed = result.and_then(|body| {
-            if same_as_held(&body) {
+            let hash: [u8; 32] = Sha256::digest(&body).into();
+            if held == Some(hash) {
                 return Ok((None, body));
             }
             match jwk::parse_jwks(&body) {
@@ -300,7 +301,7 @@ impl Keystore {
                     if set.keys.is_empty() {
                         Err("JWKS has no usable key".to_owned())
                     } else {
-                        Ok((Some(set), body))
+                        Ok((Some((set, hash)), body))
                     }
                 }
                 Err(e) => Err(e.0),
@@ -312,10 +313,10 @@ impl Keystore {
                 meta.next_fetch_ms = now + r.src.refresh_ms;
                 meta.last_ok_ms = now;
                 meta.refetch_ok_ms = now + r.src.min_refetch_ms;
-                if let Some(set) = set {
+                if let Some((set, hash)) = set {
                     log::info!("provider {name}: JWKS fetched, {} usable keys", set.keys.len());
                     pk.set = Some(Rc::new(set));
-                    r.body_hash = Some(Sha256::digest(&body).into());
+                    r.body_hash = Some(hash);
                 }
                 body
             }

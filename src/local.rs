@@ -62,11 +62,6 @@ impl LocalCache {
     /// Keeps `token`'s verification result until `until_ms` (replacing whatever held its slot).
     pub fn put_verified(&mut self, token: &str, until_ms: u64, verified: &Verified) {
         let Some(i) = self.index(token) else { return };
-        if let Some(Some(e)) = self.slots.get(i) {
-            if &*e.token == token && e.until_ms == until_ms && &e.verified == verified {
-                return;
-            }
-        }
         if let Some(slot) = self.slots.get_mut(i) {
             *slot = Some(Entry { token: token.into(), until_ms, verified: verified.clone(), exchanged: Vec::new() });
         }

@@ -64,10 +64,10 @@ def bootstrap(filters: list[dict], clusters=()) -> dict:
                                  "clusters": list(clusters)}}
 
 
-def tef_conf(jwks: dict, cache: bool = True, exchange: bool = False, max_entries: int = 10000) -> dict:
+def tef_conf(jwks: dict, cache: bool = True, exchange: bool = False, max_entries: int = 10000, local_entries: int = 1024) -> dict:
     c = {"providers": [{"name": "corp", "issuer": ISS, "audiences": [AUD], "jwks": {"inline": jwks}}],
          "forward": {"claims_to_headers": {"sub": "x-user-sub"}},
-         "cache": {"max_entries": max_entries, "max_ttl_seconds": 300 if cache else 0}}
+         "cache": {"max_entries": max_entries, "max_ttl_seconds": 300 if cache else 0, "local_entries": local_entries}}
     if exchange:
         c["sts"] = {"cluster": "sts", "path": "/token", "timeout_ms": 2000, "issuer": "https://sts.bench",
                     "client_auth": {"method": "client_secret_basic", "client_id": "gateway", "client_secret": "s3cr3t"},
@@ -143,9 +143,15 @@ def main():
     setups = {
         "bare": (bootstrap([]), dict(token=hot)),
         "wasm_floor": (bootstrap([wasm_filter(NOOP_WASM, None, "noop")]), dict(token=hot)),
+        # The reference: a proxy-wasm filter that reads one header and one shared-data key
+        # (bench/noop as the host-call lab) and does nothing else: the ABI's price for that work.
+        "wasm_ref": (bootstrap([wasm_filter(NOOP_WASM, "hdr:authorization,shared:c/1", "ref")]), dict(token=hot)),
         "jwt_authn_cache": (bootstrap([jwt_authn(jwks, True)]), dict(token=hot)),
         "jwt_authn_default": (bootstrap([jwt_authn(jwks, False)]), dict(token=hot)),
         "tef_hot": (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks), "tef")]), dict(token=hot)),
+        # The hot token with the worker's front off: every request a shared-data hit (SHA-256 key,
+        # slot read, entry decode), which is what each request of a large population costs.
+        "tef_hot_shared": (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, local_entries=0), "tef")]), dict(token=hot)),
         "tef_exchange_hot": (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, exchange=True), "tef")], [sts_cluster]), dict(token=hot)),
         "tef_population": (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, max_entries=2 * args.population), "tef")]), dict(token_file=pop)),
     }
@@ -206,10 +212,15 @@ def write(summary: dict, args):
             return None
     ratios = {
         "tef_hot / wasm_floor (rps, target ≥ 0.95)": ratio("tef_hot", "wasm_floor"),
+        "tef_hot / wasm_ref (rps: our work beyond the ABI's price of a header and a shared-data read)": ratio("tef_hot", "wasm_ref"),
+        "wasm_ref / wasm_floor (rps: the reference filter itself)": ratio("wasm_ref", "wasm_floor"),
         "tef_hot / jwt_authn_default (rps, target ≥ 3)": ratio("tef_hot", "jwt_authn_default"),
+        "wasm_floor / jwt_authn_default (rps: the most any proxy-wasm filter can reach)": ratio("wasm_floor", "jwt_authn_default"),
         "tef_hot / jwt_authn_cache (rps)": ratio("tef_hot", "jwt_authn_cache"),
         "tef_exchange_hot / tef_hot (rps, target ≥ 0.9)": ratio("tef_exchange_hot", "tef_hot"),
         "tef_population / tef_hot (rps, target ≥ 1/1.2)": ratio("tef_population", "tef_hot"),
+        "tef_population / tef_hot_shared (rps: the population's price beyond a shared-data hit)": ratio("tef_population", "tef_hot_shared"),
+        "tef_hot_shared / tef_hot (rps: what the worker's front saves)": ratio("tef_hot_shared", "tef_hot"),
         "wasm_floor / bare (rps)": ratio("wasm_floor", "bare"),
     }
     for alg in ("RS256", "ES256", "EdDSA"):

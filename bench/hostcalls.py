@@ -27,6 +27,8 @@ labs = {
     "shared*1": "shared:c/1", "shared*11": "shared:c/1*11",
     "set*1": "set:x-user-sub", "set*11": "set:x-user-sub*11",
     "del_absent*1": "del:x-user-sub", "del_absent*11": "del:x-user-sub*11",
+    # No host call: SHA-256 of a 430-byte token (the shared-data cache key) in Envoy's V8.
+    "sha430*1": "sha:430", "sha430*11": "sha:430*11", "sha0": "sha:0",
     # The reference filter, and the hot path's calls (before and after).
     "ref(hdr+shared)": "hdr:authorization,shared:c/1",
     "hot_calls": "hdr:authorization,hdr:x-user-sub,time,shared:c/1,set:x-user-sub",

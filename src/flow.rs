@@ -639,7 +639,7 @@ fn removal_plan(source: &Source, headers: &[(String, Vec<u8>)], path: &str) -> H
 
 /// Claims-cache payload: provider, subject `exp` (ms), scopes, then `name \0 value \0` per header.
 /// Header values never contain NUL (control bytes are refused before caching).
-fn encode_entry(v: &Verified) -> Vec<u8> {
+pub fn encode_entry(v: &Verified) -> Vec<u8> {
     let mut out = vec![v.provider as u8];
     out.extend_from_slice(&v.exp_ms.to_be_bytes());
     out.extend_from_slice(v.scopes.join(" ").as_bytes());

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target for a bounded time (default 20 s each; `tests/fuzz.sh 3600` for an
-# hour each) from the committed seed corpus, failing on any crash. Needs the nightly toolchain
+# Runs every cargo-fuzz target (or the ones named after the time) for a bounded time (default 20 s
+# each; `tests/fuzz.sh 3600` for an hour each, `tests/fuzz.sh 3600 token jwks` for two targets)
+# from the committed seed corpus, failing on any crash. Needs the nightly toolchain
 # (installed on this project's machines) and cargo-fuzz (installed here if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs="${1:-20}"
+shift || true
 if ! rustup toolchain list | grep -q '^nightly'; then
   echo "fuzz: no nightly toolchain on this machine; trying to install it" >&2
   rustup toolchain install nightly --profile minimal >&2
@@ -12,7 +14,7 @@ fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --version 0.13.2 >&2
 fi
-targets=$(cargo +nightly fuzz list)
+targets="${*:-$(cargo +nightly fuzz list)}"
 for t in $targets; do
   mkdir -p "corpus/$t"
   # A scratch copy of the seeds: what the run discovers is not committed.

@@ -5,7 +5,8 @@
 //! make on every request, in order (bench/hostcalls.py):
 //! `hdr:NAME` (read one request header), `hdrs` (read the whole header map), `time`,
 //! `shared:KEY` (read a shared-data key, written once at configure time), `set:NAME` (set a request
-//! header), `del:NAME` (remove a request header); `OP*N` repeats one N times.
+//! header), `del:NAME` (remove a request header), `sha:N` (SHA-256 of N bytes in the VM, no host
+//! call: the price of the filter's cache key in Envoy's V8); `OP*N` repeats one N times.
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, MapType};
@@ -22,6 +23,7 @@ enum Op {
     Shared(String),
     Set(String),
     Del(String),
+    Sha(Vec<u8>),
 }
 
 struct Root {
@@ -55,6 +57,7 @@ impl RootContext for Root {
                 }
                 "set" => Op::Set(arg.into()),
                 "del" => Op::Del(arg.into()),
+                "sha" => Op::Sha(vec![b'a'; arg.parse().unwrap_or(0)]),
                 _ => return false,
             });
             }
@@ -88,6 +91,10 @@ impl HttpContext for Lab {
                 }
                 Op::Del(n) => {
                     let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, n);
+                }
+                Op::Sha(b) => {
+                    use sha2::Digest;
+                    sink += sha2::Sha256::digest(std::hint::black_box(b))[0] as usize;
                 }
             }
         }

@@ -119,6 +119,37 @@ def test_invalid_tokens_get_401_invalid_token(env, case):
     assert echo.requests == before, "a refused request reached the upstream"
 
 
+def test_envoy_routes_on_verified_claim_headers_never_on_spoofed_ones():
+    """Envoy 1.40 matches the route again after the filter changes request headers, so an Envoy
+    route that matches a claim header sees the verified value, and a client's own copy of that
+    header (stripped by the filter) never chooses the route."""
+    idp = IdP(ISS, algs=("ES256",)).start()
+    echo = Echo().start()
+    routes = [{"name": "admin", "match": {"prefix": "/", "headers": [{"name": "x-user-sub", "string_match": {"exact": "admin"}}]},
+               "direct_response": {"status": 203, "body": {"inline_string": "admin route"}}},
+              {"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "upstream"}}]
+    e = start_envoy(Envoy(bootstrap(example_config(), [static_cluster("idp", idp.port), static_cluster("upstream", echo.port)], routes),
+                          name="claim-routing"))
+    try:
+        k = idp.key("ES256")
+        r = e.get("/api", bearer(jwt_tool.encode(k, jwt_tool.claims(ISS, AUD, sub="admin"))))
+        assert (r.status, r.body) == (203, b"admin route"), r
+        before = echo.requests
+        r = e.get("/api", {**bearer(jwt_tool.encode(k, jwt_tool.claims(ISS, AUD, sub="bob"))), "x-user-sub": "admin"})
+        assert r.status == 200 and r.upstream_headers["x-user-sub"] == ["bob"], r
+        # An anonymous route: the spoofed header is removed and the default route serves it.
+        r = e.get("/healthz", {"x-user-sub": "admin"})
+        assert r.status == 200 and "x-user-sub" not in r.upstream_headers, r
+        assert echo.requests == before + 2
+        # No token on a protected path: the filter's 401, not the admin route's answer.
+        r = e.get("/api", {"x-user-sub": "admin"})
+        assert r.status == 401, r
+    finally:
+        stop_envoy(e)
+        idp.stop()
+        echo.stop()
+
+
 def test_anonymous_route_and_spoofed_headers_are_stripped(env):
     e, idp, _ = env
     spoof = {"x-user-sub": "admin", "x-principal": '["x","admin"]', "x-user-scope": "admin:all"}

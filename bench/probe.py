@@ -1,7 +1,9 @@
 """Where the hot path's CPU goes: the do-nothing floor, then this filter built with compile-time
 probes that stop after reading the headers (TEF_PROBE=headers) or after deciding without applying
 (TEF_PROBE=decide), then the real build. Run by bench/probe.sh. With an algorithm as argument
-(`bench/probe.sh EdDSA`): the cold path instead, cache off, every request a new token."""
+(`bench/probe.sh EdDSA`): the cold path instead, cache off, every request a new token. With
+`shared`: the hot token with the worker's front off (every request a shared-data hit), next to the
+real build with the front on."""
 import sys
 from pathlib import Path
 
@@ -13,7 +15,11 @@ idp = IdP(B.ISS).start(); jwks = idp.jwks()
 hot = jwt_tool.encode(idp.key("ES256"), jwt_tool.claims(B.ISS, B.AUD, ttl=3600, sub="bench"))
 conf = B.tef_conf(jwks)
 load = dict(token=hot)
-if len(sys.argv) > 1:
+extra = {}
+if len(sys.argv) > 1 and sys.argv[1] == "shared":
+    conf = B.tef_conf(jwks, local_entries=0)
+    extra = {"full_front_on": B.bootstrap([B.wasm_filter(B.TEF_WASM, B.tef_conf(jwks), "tef")])}
+elif len(sys.argv) > 1:
     alg = sys.argv[1]
     f = ROOT / "bench" / "out" / f"probe-cold-{alg}.txt"
     f.write_text("\n".join(jwt_tool.encode(idp.key(alg), jwt_tool.claims(B.ISS, B.AUD, ttl=3600, sub=f"u{i}")) for i in range(20000)) + "\n")
@@ -24,6 +30,7 @@ setups = {
  "probe_headers": B.bootstrap([B.wasm_filter(ROOT / "bench" / "out" / "tef-probe-headers.wasm", conf, "tef")]),
  "probe_decide": B.bootstrap([B.wasm_filter(ROOT / "bench" / "out" / "tef-probe-decide.wasm", conf, "tef")]),
  "full": B.bootstrap([B.wasm_filter(B.TEF_WASM, conf, "tef")]),
+ **extra,
 }
 es = {n: B.Pinned(c, concurrency=1, name=n).start() for n, c in setups.items()}
 res = {n: [] for n in es}

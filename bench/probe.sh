@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Hot-path breakdown: builds the filter with compile-time probes and compares, interleaved:
-# floor → +reading the headers → +deciding → +applying (the real build).
+# floor → +reading the headers → +deciding → +applying (the real build). `bench/probe.sh EdDSA`
+# (or RS256, ES256): the cold path; `bench/probe.sh shared`: every request a shared-data hit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench/prepare.sh

@@ -11,7 +11,7 @@
 //! matches). Pinned against ed25519-speccheck and every Wycheproof vector.
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable};
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::BasepointTable;
 use sha2::{Digest, Sha512};
@@ -28,8 +28,9 @@ fn basepoint_table() -> &'static EdwardsBasepointTable {
 pub struct Ed25519Key {
     /// The key as encoded (hashed into k as given, like every implementation).
     bytes: [u8; 32],
-    /// Radix-16 table of −A.
-    neg_a: Box<EdwardsBasepointTable>,
+    /// −A, checked at load; its radix-16 table (30 KiB) is built at the first verification.
+    neg_a: EdwardsPoint,
+    table: std::cell::OnceCell<Box<EdwardsBasepointTable>>,
 }
 
 impl Ed25519Key {
@@ -40,7 +41,7 @@ impl Ed25519Key {
             return None;
         }
         basepoint_table();
-        Some(Ed25519Key { bytes: *x, neg_a: Box::new(EdwardsBasepointTable::create(&-a)) })
+        Some(Ed25519Key { bytes: *x, neg_a: -a, table: std::cell::OnceCell::new() })
     }
 
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
@@ -59,7 +60,7 @@ impl Ed25519Key {
         let mut wide = [0u8; 64];
         wide.copy_from_slice(&h.finalize());
         let k = Scalar::from_bytes_mod_order_wide(&wide);
-        let r_computed = basepoint_table().mul_base(&s) + self.neg_a.mul_base(&k);
+        let r_computed = basepoint_table().mul_base(&s) + self.table.get_or_init(|| Box::new(EdwardsBasepointTable::create(&self.neg_a))).mul_base(&k);
         r_computed.compress().as_bytes()[..] == r[..] && !r_computed.is_small_order()
     }
 }
@@ -76,10 +77,12 @@ mod tests {
             let kp = ed25519_compact::KeyPair::generate();
             let pk: [u8; 32] = kp.pk.as_ref().try_into().unwrap();
             let ours = Ed25519Key::new(&pk).unwrap();
+            assert!(ours.table.get().is_none(), "the table of -A waits for the key's first use");
             let theirs = ed25519_dalek::VerifyingKey::from_bytes(&pk).unwrap();
             let msg = format!("header.payload-{i}").into_bytes();
             let sig = kp.sk.sign(&msg, None).as_ref().to_vec();
             assert!(ours.verify(&msg, &sig));
+            assert!(ours.table.get().is_some());
             let strict = |m: &[u8], s: &[u8]| {
                 ed25519_dalek::Signature::from_slice(s).is_ok_and(|s| theirs.verify_strict(m, &s).is_ok())
             };

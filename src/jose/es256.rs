@@ -424,9 +424,11 @@ fn sc_inv(a: &Fe) -> Fe {
     }
 }
 
-/// A P-256 public key prepared for verification (its comb table: 60 KiB).
+/// A P-256 public key, checked on the curve at load; its comb table (60 KiB) is built at its
+/// first verification, so keys a JWKS lists but no token uses cost neither time nor memory.
 pub struct Es256Key {
-    table: Table,
+    point: Aff,
+    table: std::cell::OnceCell<Table>,
 }
 
 impl Es256Key {
@@ -441,7 +443,7 @@ impl Es256Key {
         }
         // The generator's table is built once per VM, here rather than on a request's path.
         generator_table();
-        Some(Es256Key { table: Table::new(Aff { x, y }) })
+        Some(Es256Key { point: Aff { x, y }, table: std::cell::OnceCell::new() })
     }
 
     /// Verifies a JWS ES256 signature: exactly 64 bytes `r ‖ s` (RFC 7518 §3.4).
@@ -461,7 +463,7 @@ impl Es256Key {
         let (u1, u2) = (sc_mul(&e, &w), sc_mul(&r, &w));
         let mut acc = INFINITY;
         generator_table().add_multiple(&mut acc, &u1);
-        self.table.add_multiple(&mut acc, &u2);
+        self.table.get_or_init(|| Table::new(self.point)).add_multiple(&mut acc, &u2);
         if is_zero(&acc.z) {
             return false;
         }
@@ -547,10 +549,12 @@ mod tests {
             let sk = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
             let pt = sk.verifying_key().to_encoded_point(false);
             let key = Es256Key::new(pt.x().unwrap(), pt.y().unwrap()).unwrap();
+            assert!(key.table.get().is_none(), "the comb table waits for the key's first use");
             let msg = format!("header.payload-{i}");
             let sig: p256::ecdsa::Signature = sk.sign(msg.as_bytes());
             let sig = sig.to_bytes().to_vec();
             assert!(key.verify(msg.as_bytes(), &sig));
+            assert!(key.table.get().is_some());
             assert!(!key.verify(format!("header.payload-{i}!").as_bytes(), &sig));
             for k in [0usize, 31, 32, 63] {
                 let mut bad = sig.clone();

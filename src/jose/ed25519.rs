@@ -3,7 +3,7 @@
 //!
 //! ed25519-dalek's `verify_strict` computes `[k](−A) + [s]B` with 253 shared doublings and also
 //! decompresses R (a square root) to refuse small-order R. Here `−A` gets a radix-16 table (the
-//! same kind dalek keeps for B: 32 × 8 points, 30 KiB) when the key is loaded, so both products
+//! same kind dalek keeps for B: 32 × 8 points, 30 KiB) at the key's first use, so both products
 //! are 64 table additions each and no doublings; and the small-order check runs on the computed
 //! R' (three doublings), which equals R whenever the encodings match. The decision is the same
 //! as `verify_strict`'s: s < L, small-order A refused (at load), small-order R refused, the

@@ -36,8 +36,9 @@ fn err<T>(msg: impl Into<String>) -> Result<T, JwkError> {
 
 pub const MIN_RSA_BITS: usize = 2048;
 pub const MAX_RSA_BITS: usize = 8192;
-/// Usable keys kept per JWKS. Each key is prepared when loaded (an ES256 key's comb table is
-/// 60 KiB and ~7 ms of V8 time per worker), so an oversized key set cannot stall workers.
+/// Usable keys kept per JWKS. Each EC/OKP key's table is built at its first use (an ES256 comb
+/// table is 60 KiB and ~7 ms of V8 time per worker), so a token naming every kid of an oversized
+/// key set could stall a worker; the cap bounds that.
 pub const MAX_JWKS_KEYS: usize = 32;
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 

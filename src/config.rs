@@ -329,7 +329,8 @@ pub struct Forward {
     pub claims_to_headers: Vec<(String, String)>,
     pub principal_header: Option<String>,
     /// Every header removed from the incoming request before any is set: `strip_headers` plus
-    /// every header the filter sets (so a client can never supply one the token did not).
+    /// every header the filter sets (so a client can never supply one the token did not), with
+    /// the underscore spelling of each (`x_user_sub` for `x-user-sub`).
     pub strip_headers: Vec<String>,
     pub array_separator: String,
     /// Where an exchanged token goes: `authorization` gets `Bearer <token>`, any other header the bare token.
@@ -511,6 +512,10 @@ fn sts(x: RawSts) -> Result<Sts, ConfigError> {
         None => None,
         Some(j) => Some(jwks("sts.jwks", j)?),
     };
+    let requested_token_type = token_type("sts.requested_token_type", x.requested_token_type)?;
+    if requested_token_type == TYPE_JWT && jwks.is_none() {
+        return fail("sts.jwks", "is required when `requested_token_type` is jwt: an issued JWT is never forwarded unverified");
+    }
     let margin_s = x.expiry_margin_seconds.unwrap_or(30);
     if margin_s > 3600 {
         return fail("sts.expiry_margin_seconds", "must be at most 3600");
@@ -523,7 +528,7 @@ fn sts(x: RawSts) -> Result<Sts, ConfigError> {
         client_auth,
         issuer: x.issuer,
         jwks,
-        requested_token_type: token_type("sts.requested_token_type", x.requested_token_type)?,
+        requested_token_type,
         subject_token_type: token_type("sts.subject_token_type", x.subject_token_type)?,
         margin_ms: margin_s * 1000,
     })
@@ -632,6 +637,9 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
     let sources = match raw.from {
         None => vec![Source::Header { name: "authorization".into(), prefix: "Bearer ".into() }],
         Some(list) if list.is_empty() => return fail("from", "at least one token source is required"),
+        Some(list) if list.len() > crate::extract::MAX_SOURCES => {
+            return fail("from", format!("at most {} token sources", crate::extract::MAX_SOURCES))
+        }
         Some(list) => {
             let mut v = Vec::new();
             for (i, s) in list.into_iter().enumerate() {
@@ -672,6 +680,16 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         if m.path_prefix.is_some() && m.path_exact.is_some() {
             return fail(format!("{f}.match"), "set at most one of `path_prefix` and `path_exact`");
         }
+        let authority = match m.authority {
+            None => None,
+            Some(a) => {
+                let host = crate::route::host_of(&a).into_owned();
+                if host != a.to_ascii_lowercase().trim_end_matches('.') || host.is_empty() {
+                    return fail(format!("{f}.match.authority"), format!("\"{a}\": give the host name alone, without a port (requests are matched on their host without port or trailing dot)"));
+                }
+                Some(host)
+            }
+        };
         needs_route_name |= m.route_name.is_some();
         needs_cluster |= m.cluster.is_some();
         let allowed = match r.providers {
@@ -723,7 +741,7 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
             matcher: RouteMatch {
                 path_prefix: m.path_prefix,
                 path_exact: m.path_exact,
-                authority: m.authority.map(|a| a.to_ascii_lowercase()),
+                authority,
                 route_name: m.route_name,
                 cluster: m.cluster,
             },
@@ -769,6 +787,17 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
     if strip.contains(&forward_header) {
         return fail("forward.header", "is also a stripped or claim header");
     }
+    // A client's copy of the header exchanged tokens go to never reaches an upstream, on any
+    // route (unless it is where the token is read from: then it is the token, verified).
+    let is_source = sources.iter().any(|s| matches!(s, Source::Header { name, .. } if *name == forward_header));
+    if forward_header != "authorization" && !is_source {
+        strip.push(forward_header.clone());
+    }
+    // `x_user_sub` next to `x-user-sub`: CGI, WSGI and PHP upstreams read both as one variable.
+    let underscored: Vec<String> = strip.iter().filter(|h| h.contains('-')).map(|h| h.replace('-', "_")).collect();
+    strip.extend(underscored);
+    strip.sort();
+    strip.dedup();
     let array_separator = fw.array_separator.unwrap_or_else(|| " ".into());
     if array_separator.is_empty() || !array_separator.bytes().all(|c| (0x20..0x7f).contains(&c)) {
         return fail("forward.array_separator", "must be non-empty printable ASCII");

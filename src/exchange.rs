@@ -180,7 +180,7 @@ impl Failure {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StsAnswer {
-    Token { access_token: String, expires_in: Option<u64> },
+    Token { access_token: String, expires_in: Option<u64>, issued_token_type: String },
     /// The STS refused this subject for this target: (status to the client, RFC 6750 error, description).
     Refused { status: u32, error: &'static str, description: &'static str },
     Failed(Failure),
@@ -206,8 +206,8 @@ pub fn parse_response(status: &str, body: &[u8]) -> StsAnswer {
             };
             let bearer_ok = token_type.is_some_and(|t| t.eq_ignore_ascii_case("bearer") || t.eq_ignore_ascii_case("n_a"));
             match (token, issued, bearer_ok, expires_in) {
-                (Some(t), Some(_), true, Some(exp)) if t.bytes().all(|c| c.is_ascii_graphic()) => {
-                    StsAnswer::Token { access_token: t.to_owned(), expires_in: exp }
+                (Some(t), Some(it), true, Some(exp)) if t.bytes().all(|c| c.is_ascii_graphic()) => {
+                    StsAnswer::Token { access_token: t.to_owned(), expires_in: exp, issued_token_type: it.to_owned() }
                 }
                 _ => StsAnswer::Failed(Failure::BadResponse),
             }
@@ -244,7 +244,11 @@ pub fn check_issued_claims(
     }
     let auds: Vec<&str> = match claims.get("aud") {
         Some(Value::String(s)) => vec![s],
-        Some(Value::Array(a)) if !a.is_empty() => a.iter().filter_map(Value::as_str).collect(),
+        // Every member must be a string (finding F6: `[1]` or `[null]` is no audience at all).
+        Some(Value::Array(a)) if !a.is_empty() => match a.iter().map(Value::as_str).collect::<Option<Vec<_>>>() {
+            Some(v) => v,
+            None => return Err("issued token has a non-string audience"),
+        },
         _ => return Err("issued token has no audience"),
     };
     let requested: Vec<AudiencePattern> =
@@ -316,7 +320,10 @@ mod tests {
     #[test]
     fn responses() {
         let ok = br#"{"access_token":"a.b.c","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer","expires_in":60}"#;
-        assert_eq!(parse_response("200", ok), StsAnswer::Token { access_token: "a.b.c".into(), expires_in: Some(60) });
+        assert_eq!(
+            parse_response("200", ok),
+            StsAnswer::Token { access_token: "a.b.c".into(), expires_in: Some(60), issued_token_type: TYPE_ACCESS_TOKEN.into() }
+        );
         let cases: &[(&str, &[u8], StsAnswer)] = &[
             ("200", b"<html>", StsAnswer::Failed(Failure::BadResponse)),
             ("200", br#"{"access_token":"a","token_type":"Bearer"}"#, StsAnswer::Failed(Failure::BadResponse)),
@@ -351,6 +358,10 @@ mod tests {
             json!({"iss": "sts", "aud": "https://payments", "exp": 1_000_060}),
             json!({"iss": "sts", "aud": ["https://orders", "https://payments"], "exp": 1_000_060}),
             json!({"iss": "sts", "aud": [], "exp": 1_000_060}),
+            // F6: non-string members make the audience invalid, not absent.
+            json!({"iss": "sts", "aud": [1], "exp": 1_000_060}),
+            json!({"iss": "sts", "aud": [null], "exp": 1_000_060}),
+            json!({"iss": "sts", "aud": ["https://orders", {}], "exp": 1_000_060}),
             json!({"iss": "sts", "aud": "https://orders"}),
             json!({"iss": "sts", "aud": "https://orders", "exp": 999_999}),
             json!({"iss": "sts", "aud": "https://orders", "exp": 1_000_060, "scope": "orders:read orders:write"}),

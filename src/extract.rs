@@ -1,12 +1,21 @@
 //! Where the bearer token comes from: a header (with a scheme prefix), a cookie, or a query
-//! parameter, tried in configured order. Ambiguity (the same source twice) is a 400, not a guess.
+//! parameter. Every configured source is read: the same token in several sources is one token
+//! (found in each of them, and taken out of each when it is replaced); two different values, or
+//! one source twice, are a 400 `invalid_request`, never a guess (review finding F2). A query
+//! parameter is known by its percent-decoded name, both when it is read and when it is removed
+//! (finding F1).
 
 use crate::config::Source;
+use crate::flow::HeaderPlan;
+
+/// At most this many token sources (`Extracted::Token::sources` is a bit set).
+pub const MAX_SOURCES: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Extracted {
     None,
-    Token { token: String, source: usize },
+    /// `sources`: bit `i` set for every source `i` that carries this token.
+    Token { token: String, sources: u32 },
     /// RFC 6750 `invalid_request`: the request carries the credential ambiguously.
     Ambiguous,
     /// Something is where the token should be, but it is not a token.
@@ -79,16 +88,31 @@ fn from_cookie(headers: &[(String, Vec<u8>)], name: &str) -> Found {
     for v in values(headers, "cookie") {
         let Ok(v) = std::str::from_utf8(v) else { continue };
         for pair in v.split(';') {
-            let Some((k, val)) = pair.trim().split_once('=') else { continue };
-            if k.trim() == name {
+            let Some((_, val)) = pair.trim().split_once('=') else { continue };
+            if is_cookie(pair, name) {
                 if !matches!(found, Found::Nothing) {
                     return Found::Many;
                 }
-                found = Found::One(val.trim().trim_matches('"').to_owned());
+                let val = val.trim().trim_matches('"');
+                if val.is_empty() {
+                    continue; // an empty cookie carries no credential
+                }
+                found = Found::One(val.to_owned());
             }
         }
     }
     found
+}
+
+/// Whether a raw `key=value` query pair is the parameter `name` (by its percent-decoded name).
+fn is_param(pair: &str, name: &str) -> bool {
+    let k = pair.split_once('=').map(|(k, _)| k).unwrap_or(pair);
+    percent_decode(k).as_deref() == Some(name)
+}
+
+/// Whether a raw `name=value` cookie pair is the cookie `name`.
+fn is_cookie(pair: &str, name: &str) -> bool {
+    pair.split_once('=').is_some_and(|(k, _)| k.trim() == name)
 }
 
 fn from_query(path: &str, name: &str) -> Found {
@@ -96,12 +120,13 @@ fn from_query(path: &str, name: &str) -> Found {
     let q = q.split('#').next().unwrap_or("");
     let mut found = Found::Nothing;
     for pair in q.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode(k).as_deref() == Some(name) {
+        let v = pair.split_once('=').map(|(_, v)| v).unwrap_or("");
+        if is_param(pair, name) {
             if !matches!(found, Found::Nothing) {
                 return Found::Many;
             }
             found = match percent_decode(v) {
+                Some(v) if v.is_empty() => continue, // `?access_token=` carries no credential
                 Some(v) => Found::One(v),
                 None => Found::Bad,
             };
@@ -111,21 +136,89 @@ fn from_query(path: &str, name: &str) -> Found {
 }
 
 pub fn extract(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str) -> Extracted {
-    for (i, s) in sources.iter().enumerate() {
+    let mut token: Option<String> = None;
+    let mut mask = 0u32;
+    let mut bad = false;
+    for (i, s) in sources.iter().enumerate().take(MAX_SOURCES) {
         let found = match s {
             Source::Header { name, prefix } => from_header(headers, name, prefix),
             Source::Cookie(name) => from_cookie(headers, name),
             Source::Query(name) => from_query(path, name),
         };
         match found {
-            Found::Nothing => continue,
+            Found::Nothing => {}
             Found::Many => return Extracted::Ambiguous,
-            Found::Bad => return Extracted::Malformed,
-            Found::One(t) if is_b64token(&t) => return Extracted::Token { token: t, source: i },
-            Found::One(_) => return Extracted::Malformed,
+            Found::Bad => bad = true,
+            Found::One(t) => match &token {
+                None => {
+                    token = Some(t);
+                    mask |= 1 << i;
+                }
+                Some(first) if *first == t => mask |= 1 << i,
+                Some(_) => return Extracted::Ambiguous,
+            },
         }
     }
-    Extracted::None
+    match token {
+        // Something unreadable next to a token is a second, different credential.
+        Some(_) if bad => Extracted::Ambiguous,
+        Some(t) if is_b64token(&t) => Extracted::Token { token: t, sources: mask },
+        Some(_) => Extracted::Malformed,
+        None if bad => Extracted::Malformed,
+        None => Extracted::None,
+    }
+}
+
+/// Takes the token out of every source in `sources` (a bit set from `Extracted::Token`): the
+/// header removed, the cookie dropped from `Cookie`, the query parameter dropped from `:path`
+/// (matched by its decoded name, as it was read). Used when the token is replaced upstream.
+pub fn removal_plan(all: &[Source], sources: u32, headers: &[(String, Vec<u8>)], path: &str) -> HeaderPlan {
+    let mut plan = HeaderPlan::default();
+    let mut cookies: Vec<&str> = Vec::new();
+    let mut params: Vec<&str> = Vec::new();
+    for (i, s) in all.iter().enumerate().take(MAX_SOURCES) {
+        if sources & (1 << i) == 0 {
+            continue;
+        }
+        match s {
+            Source::Header { name, .. } => plan.remove.push(name.clone()),
+            Source::Cookie(name) => cookies.push(name),
+            Source::Query(name) => params.push(name),
+        }
+    }
+    if !cookies.is_empty() {
+        let kept: Vec<&str> = values(headers, "cookie")
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .flat_map(|v| v.split(';'))
+            .map(str::trim)
+            .filter(|c| !c.is_empty() && !cookies.iter().any(|n| is_cookie(c, n)))
+            .collect();
+        plan.remove.push("cookie".into());
+        if !kept.is_empty() {
+            plan.set.push(("cookie".into(), kept.join("; ")));
+        }
+    }
+    if !params.is_empty() {
+        let (base, rest) = path.split_once('?').unwrap_or((path, ""));
+        let (query, fragment) = match rest.split_once('#') {
+            Some((q, f)) => (q, Some(f)),
+            None => (rest, None),
+        };
+        let kept: Vec<&str> = query.split('&').filter(|kv| !kv.is_empty() && !params.iter().any(|n| is_param(kv, n))).collect();
+        let mut new = base.to_owned();
+        if !kept.is_empty() {
+            new.push('?');
+            new.push_str(&kept.join("&"));
+        }
+        if let Some(f) = fragment {
+            new.push('#');
+            new.push_str(f);
+        }
+        plan.set.push((":path".into(), new));
+    }
+    plan.remove.sort();
+    plan.remove.dedup();
+    plan
 }
 
 #[cfg(test)]
@@ -147,7 +240,7 @@ mod tests {
     }
 
     fn tok(t: &str, source: usize) -> Extracted {
-        Extracted::Token { token: t.into(), source }
+        Extracted::Token { token: t.into(), sources: 1 << source }
     }
 
     #[test]
@@ -166,7 +259,19 @@ mod tests {
             (h(&[("authorization", "Bearer a.b.c,Bearer d.e.f")]), "/", Extracted::Ambiguous),
             (h(&[("cookie", "x=1; access_token=c.o.k; y=2")]), "/", tok("c.o.k", 1)),
             (h(&[("cookie", "access_token=a"), ("cookie", "access_token=b")]), "/", Extracted::Ambiguous),
-            (h(&[("authorization", "Bearer a.b.c"), ("cookie", "access_token=c.o.k")]), "/", tok("a.b.c", 0)),
+            // F2: a second, different token in another source is refused, never ignored.
+            (h(&[("authorization", "Bearer a.b.c"), ("cookie", "access_token=c.o.k")]), "/", Extracted::Ambiguous),
+            (h(&[("authorization", "Bearer a.b.c")]), "/x?access_token=q.u.e", Extracted::Ambiguous),
+            (h(&[("authorization", "Bearer a.b.c"), ("cookie", "access_token=a b")]), "/", Extracted::Ambiguous),
+            (h(&[("authorization", "Bearer a.b.c")]), "/x?access_token=%ZZ", Extracted::Ambiguous),
+            // The same token in two sources is one token, found in both.
+            (h(&[("authorization", "Bearer a.b.c"), ("cookie", "access_token=a.b.c")]), "/",
+             Extracted::Token { token: "a.b.c".into(), sources: 0b011 }),
+            (h(&[("cookie", "access_token=a.b.c")]), "/?access_token=a.b.c",
+             Extracted::Token { token: "a.b.c".into(), sources: 0b110 }),
+            (h(&[("authorization", "Basic dXNlcjpwYXNz"), ("cookie", "access_token=c.o.k")]), "/", tok("c.o.k", 1)),
+            // F1: found through percent-decoding of its name.
+            (h(&[]), "/x?access%5Ftoken=q.u.e", tok("q.u.e", 2)),
             (h(&[]), "/x?access_token=q.u.e&z=1", tok("q.u.e", 2)),
             (h(&[]), "/x?access_token=a&access_token=b", Extracted::Ambiguous),
             (h(&[]), "/x?access_token=%ZZ", Extracted::Malformed),
@@ -179,5 +284,21 @@ mod tests {
         assert_eq!(extract(&s, &bad_utf8, "/"), Extracted::Malformed);
         let bad_prefix = vec![("authorization".to_string(), "Beé".as_bytes().to_vec())];
         assert_eq!(extract(&s, &bad_prefix, "/"), Extracted::None);
+    }
+
+    /// F1/F2: the token leaves every source it was found in, and only it.
+    #[test]
+    fn removal_takes_the_token_out_of_every_source() {
+        let s = sources();
+        let headers = h(&[("authorization", "Bearer t.o.k"), ("cookie", "a=1; access_token=t.o.k"), ("cookie", "b=2")]);
+        let plan = removal_plan(&s, 0b111, &headers, "/p?x=1&access%5Ftoken=t.o.k&access_tokens=keep#frag");
+        assert_eq!(plan.remove, vec!["authorization".to_string(), "cookie".to_string()]);
+        assert_eq!(plan.set, vec![("cookie".into(), "a=1; b=2".into()), (":path".into(), "/p?x=1&access_tokens=keep#frag".into())]);
+        let plan = removal_plan(&s, 0b100, &[], "/p?access_token=t");
+        assert_eq!(plan, HeaderPlan { remove: vec![], set: vec![(":path".into(), "/p".into())] });
+        let plan = removal_plan(&s, 0b010, &h(&[("cookie", "access_token=t")]), "/p?access_token=t");
+        assert_eq!(plan, HeaderPlan { remove: vec!["cookie".into()], set: vec![] }, "the only cookie: the header goes");
+        let plan = removal_plan(&s, 0b001, &headers, "/p");
+        assert_eq!(plan, HeaderPlan { remove: vec!["authorization".into()], set: vec![] });
     }
 }

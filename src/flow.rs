@@ -11,7 +11,7 @@
 
 use crate::cache::SlotCache;
 use crate::claims;
-use crate::config::{Config, JwksSource, Source};
+use crate::config::{Config, JwksSource};
 use crate::exchange::{self, ExchangeSpec, Failure, StsAnswer};
 use crate::extract::{self, Extracted};
 use crate::host::Host;
@@ -49,6 +49,8 @@ pub struct Pending {
     pub started_ms: u64,
     pub deadline_ms: u64,
     pub kind: WaitKind,
+    /// Whether this request already led an STS call: it never leads a second one.
+    pub led: bool,
 }
 
 /// An STS call the glue must dispatch, then report with `exchange_done(key, …)`.
@@ -81,6 +83,9 @@ pub enum CallResult<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub provider: usize,
+    /// `Jwk::fp` of the key that verified the token: a cached result is served only while the
+    /// provider's current keys still hold that key (review finding F8).
+    pub key_fp: u64,
     pub exp_ms: u64,
     pub scopes: Vec<String>,
     pub set: Vec<(String, String)>,
@@ -104,7 +109,15 @@ pub struct Filter {
     /// Exchanges this VM leads, by key.
     inflight: HashMap<[u8; 32], InFlight>,
     /// Results of exchanges that just ended on this VM, for their waiters (a few seconds at most).
-    recent: HashMap<[u8; 32], (ExchangeResult, u64)>,
+    recent: HashMap<[u8; 32], Recent>,
+}
+
+/// An exchange that just ended. `waiters_only`: its token could not be cached (it expires at
+/// once), so it answers only the requests that waited for it, never a new one (finding F4).
+struct Recent {
+    result: ExchangeResult,
+    until_ms: u64,
+    waiters_only: bool,
 }
 
 /// The token an exchange produced, or the answer its requests get.
@@ -158,7 +171,7 @@ impl Filter {
     /// Every tick: JWKS sync/refresh, and forget exchange state past its time.
     pub fn tick(&mut self, host: &dyn Host) -> Vec<FetchRequest> {
         let now = host.now_ms();
-        self.recent.retain(|_, (_, until)| *until > now);
+        self.recent.retain(|_, r| r.until_ms > now);
         self.inflight.retain(|_, f| f.deadline_ms > now);
         self.keys.tick(host)
     }
@@ -199,8 +212,8 @@ impl Filter {
     pub fn on_request(&mut self, r: &RouteInput, headers: &[(String, Vec<u8>)], host: &dyn Host) -> Outcome {
         let route = route::select(&self.cfg.routes, r);
         let anonymous = route.is_some_and(|i| self.cfg.routes[i].allow_anonymous);
-        let (token, source) = match extract::extract(&self.cfg.sources, headers, r.path) {
-            Extracted::Token { token, source } => (token, source),
+        let (token, sources) = match extract::extract(&self.cfg.sources, headers, r.path) {
+            Extracted::Token { token, sources } => (token, sources),
             Extracted::None if anonymous => {
                 host.count(Metric::AllowedAnonymous);
                 return Outcome::Allow(self.strip_plan());
@@ -211,10 +224,10 @@ impl Filter {
         };
         let now = host.now_ms();
         let removal = match route.and_then(|i| self.cfg.routes[i].exchange.as_ref()) {
-            Some(_) => removal_plan(&self.cfg.sources[source], headers, r.path),
+            Some(_) => extract::removal_plan(&self.cfg.sources, sources, headers, r.path),
             None => HeaderPlan::default(),
         };
-        let p = Pending { token, route, removal, started_ms: now, deadline_ms: now, kind: WaitKind::Exchange };
+        let p = Pending { token, route, removal, started_ms: now, deadline_ms: now, kind: WaitKind::Exchange, led: false };
         self.decide(&p, now, false, host)
     }
 
@@ -253,6 +266,8 @@ impl Filter {
     fn cache_key(&self, token: &str) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(self.cfg.fingerprint);
+        // The entry layout's version: a new build never reads an older build's entries.
+        h.update(ENTRY_VERSION);
         h.update([0u8]);
         h.update(token.as_bytes());
         h.finalize().into()
@@ -263,26 +278,35 @@ impl Filter {
     }
 
     /// A token found in a cache (this worker's front or shared data).
-    fn claims_hit(&self, v: Verified, route: Option<usize>, waited: Option<&Pending>, host: &dyn Host) -> Auth {
+    /// `None`: the key that verified it has left the provider's keys since: verify again.
+    fn claims_hit(&self, v: Verified, route: Option<usize>, waited: Option<&Pending>, host: &dyn Host) -> Option<Auth> {
+        if !self.keys.holds_key(v.provider, v.key_fp) {
+            return None;
+        }
         if waited.is_none() {
             host.count(Metric::CacheHit);
         }
         if !self.allowed_on_route(route, v.provider) {
-            return Auth::Fail(Deny::ProviderNotAllowed, "issuer not accepted on this route");
+            return Some(Auth::Fail(Deny::ProviderNotAllowed, "issuer not accepted on this route"));
         }
-        Auth::Ok(v)
+        Some(Auth::Ok(v))
     }
 
     fn authenticate(&mut self, token: &str, route: Option<usize>, now: u64, waited: Option<&Pending>, host: &dyn Host) -> Auth {
         let cfg = self.cfg.clone();
         if let Some(v) = self.local.verified(token, now) {
-            return self.claims_hit(v.clone(), route, waited, host);
+            if let Some(a) = self.claims_hit(v.clone(), route, waited, host) {
+                return a;
+            }
         }
         let key = self.cache_key(token);
         if cfg.cache_max_ttl_ms > 0 {
             if let Some((v, until)) = self.claims_cache.get(host, &key, now).and_then(|(e, until)| Some((decode_entry(&e)?, until))) {
-                self.local.put_verified(token, until, &v);
-                return self.claims_hit(v, route, waited, host);
+                let v2 = v.clone();
+                if let Some(a) = self.claims_hit(v, route, waited, host) {
+                    self.local.put_verified(token, until, &v2);
+                    return a;
+                }
             }
             if waited.is_none() {
                 host.count(Metric::CacheMiss);
@@ -311,7 +335,7 @@ impl Filter {
             KeyState::Missing => {
                 let m = self.keys.meta(p);
                 // Fail fast while a recent fetch failure's back-off runs.
-                if waited.is_none() && m.last_fail_ms > m.last_ok_ms && now < m.last_fail_ms + self.keys.retry_ms(p) {
+                if waited.is_none() && self.keys.in_backoff(p, now) {
                     return Auth::Unavailable;
                 }
                 let can_wait = waited.is_none_or(|w| now < w.deadline_ms && m.last_fail_ms < started && m.last_ok_ms < started);
@@ -324,6 +348,9 @@ impl Filter {
             KeyState::UnknownKid(_) => {
                 let remote = matches!(provider.jwks, JwksSource::Remote(_));
                 return match waited {
+                    // The IdP failed a moment ago: no refetch before its back-off ends (F5), and
+                    // the key may be a new one it could not deliver: 503, as for missing keys.
+                    None if remote && self.keys.in_backoff(p, now) => Auth::Unavailable,
                     None if remote && self.keys.may_refetch(p, now) => {
                         self.keys.want(p, Want::UnknownKid);
                         Auth::Wait(p)
@@ -340,12 +367,12 @@ impl Filter {
                 };
             }
         };
-        match verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature) {
-            Ok(()) => {}
+        let key_fp = match verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature) {
+            Ok(fp) => fp,
             // The kid exists but is for another algorithm (e.g. an ES256 token naming an RSA key).
             Err(VerifyError::NoKeyForAlgorithm) => return Auth::Fail(Deny::Algorithm, "token algorithm does not match its key"),
             Err(VerifyError::BadSignature) => return Auth::Fail(Deny::Signature, "token signature invalid"),
-        }
+        };
         let exp = match claims::check(provider, jws.typ.as_deref(), &jws.payload, now) {
             Ok(exp) => exp,
             Err(e) => return Auth::Fail(e.reason, e.description),
@@ -353,7 +380,7 @@ impl Filter {
         let Some(set) = self.claim_headers(&jws.payload) else {
             return Auth::Fail(Deny::HeaderValue, "token claim cannot be forwarded as a header");
         };
-        let v = Verified { provider: p, exp_ms: exp_to_ms(exp), scopes: exchange::subject_scopes(&jws.payload), set };
+        let v = Verified { provider: p, key_fp, exp_ms: exp_to_ms(exp), scopes: exchange::subject_scopes(&jws.payload), set };
         if cfg.cache_max_ttl_ms > 0 {
             let until = v.exp_ms.min(now.saturating_add(cfg.cache_max_ttl_ms));
             if until > now {
@@ -389,6 +416,7 @@ impl Filter {
     fn exchange_key(&self, token: &str, spec: &ExchangeSpec, scopes: &[String]) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(self.cfg.fingerprint);
+        h.update(ENTRY_VERSION);
         h.update([1u8]);
         h.update(token.as_bytes());
         for list in [&spec.audiences, &spec.resources, &scopes.to_vec()] {
@@ -456,19 +484,22 @@ impl Filter {
                 return self.deny_with(host, Deny::InsufficientScope, r);
             }
         };
+        let caching = cfg.cache_max_ttl_ms > 0;
         if let Some(tok) = self.local.exchanged(&p.token, route, now) {
             return self.exchange_hit(p, v, tok, resumed, host);
         }
         let key = self.exchange_key(&p.token, spec, &scopes);
-        if let Some((tok, until)) = self.exchange_cache.get(host, &key, now) {
+        if let Some((tok, until)) = self.exchange_cache.get(host, &key, now).filter(|_| caching) {
             if let Ok(tok) = String::from_utf8(tok) {
                 self.local.put_exchanged(&p.token, route, &tok, until, now);
                 return self.exchange_hit(p, v, &tok, resumed, host);
             }
         }
-        if let Some((res, until)) = self.recent.get(&key) {
-            if now < *until {
-                return match res.clone() {
+        if let Some(r) = self.recent.get(&key) {
+            // A result that could not be cached answers only the requests that waited for it
+            // (the leader among them); a new request makes its own call.
+            if now < r.until_ms && (resumed || !r.waiters_only) {
+                return match r.result.clone() {
                     Ok(tok) => {
                         let plan = self.exchanged_plan(p, v, &tok);
                         self.allow(host, plan)
@@ -483,6 +514,11 @@ impl Filter {
                 host.count(Metric::ExchangeWait);
             }
             return Outcome::Wait(Pending { deadline_ms: deadline, kind: WaitKind::Exchange, ..p.clone() });
+        }
+        if p.led {
+            // Defence in depth: whatever the STS answered, one request makes one STS call.
+            log::warn!("token exchange: a request's own exchange left no result; not calling the STS again");
+            return self.deny(host, Deny::ExchangeUnavailable, "token exchange unavailable");
         }
         // Lead this exchange.
         host.count(Metric::ExchangeCacheMiss);
@@ -501,7 +537,7 @@ impl Filter {
             &sts.requested_token_type,
         );
         let call = ExchangeCall { key, cluster: sts.cluster.clone(), headers: req.headers, body: req.body.into_bytes(), timeout_ms: sts.timeout_ms };
-        Outcome::Call(call, Pending { deadline_ms: deadline, kind: WaitKind::Exchange, ..p.clone() })
+        Outcome::Call(call, Pending { deadline_ms: deadline, kind: WaitKind::Exchange, led: true, ..p.clone() })
     }
 
     /// The leader of `key` could not dispatch or went away: let a waiter take over at once.
@@ -525,7 +561,7 @@ impl Filter {
             CallResult::DispatchFailed => StsAnswer::Failed(Failure::Dispatch),
         };
         let outcome: ExchangeResult = match answer {
-            StsAnswer::Token { access_token, expires_in } => match self.check_issued(&access_token, &f, now, host) {
+            StsAnswer::Token { access_token, expires_in, issued_token_type } => match self.check_issued(&access_token, &issued_token_type, &f, now, host) {
                 Ok(exp_ms) => {
                     host.count(Metric::ExchangeOk);
                     let sts_margin = self.cfg.sts.as_ref().map(|s| s.margin_ms).unwrap_or(0);
@@ -533,11 +569,17 @@ impl Filter {
                     if let Some(e) = expires_in {
                         until = until.min(now.saturating_add(e.saturating_mul(1000)));
                     }
-                    let cache_until = until.saturating_sub(sts_margin);
-                    if cache_until > now {
+                    let cache_until = until.saturating_sub(sts_margin).min(now.saturating_add(self.cfg.cache_max_ttl_ms));
+                    if cache_until > now && self.cfg.cache_max_ttl_ms > 0 {
                         self.exchange_cache.put(host, key, cache_until, access_token.as_bytes(), now);
                     }
-                    self.remember(key, Ok(access_token), until.min(now + 2000));
+                    if until > now {
+                        self.remember(key, Ok(access_token), until.min(now + 2000), false);
+                    } else {
+                        // Expired at once (a subject inside its clock skew, `expires_in: 0`): it
+                        // still answers this exchange's own requests, and nothing else.
+                        self.remember(key, Ok(access_token), now + 1000, true);
+                    }
                     return;
                 }
                 Err(why) => {
@@ -561,23 +603,31 @@ impl Filter {
                 Err((Deny::ExchangeUnavailable, reply::unavailable("token exchange unavailable")))
             }
         };
-        self.remember(key, outcome, now + 1000);
+        self.remember(key, outcome, now + 1000, false);
     }
 
-    fn remember(&mut self, key: &[u8; 32], r: ExchangeResult, until: u64) {
+    fn remember(&mut self, key: &[u8; 32], result: ExchangeResult, until_ms: u64, waiters_only: bool) {
         if self.recent.len() >= RECENT_MAX {
             self.recent.clear();
         }
-        self.recent.insert(*key, (r, until));
+        self.recent.insert(*key, Recent { result, until_ms, waiters_only });
     }
 
     /// Verifies an issued token before it may be forwarded: a JWT must verify against the STS keys
     /// and carry the right issuer, audience, expiry and scope. Returns its expiry (ms).
-    fn check_issued(&mut self, token: &str, f: &InFlight, now: u64, host: &dyn Host) -> Result<u64, &'static str> {
+    ///
+    /// An opaque token is forwarded unverified only where the STS is not expected to issue JWTs:
+    /// with `sts.jwks` set, `requested_token_type` jwt, or `issued_token_type` jwt, whatever
+    /// does not verify as a JWT is refused (finding F7).
+    fn check_issued(&mut self, token: &str, issued_type: &str, f: &InFlight, now: u64, host: &dyn Host) -> Result<u64, &'static str> {
         let cfg = self.cfg.clone();
         let Some(sts) = cfg.sts.as_ref() else { return Err("no STS configured") };
         let spec = cfg.routes.get(f.route).and_then(|r| r.exchange.as_ref()).ok_or("route changed")?;
+        let jwt_expected = sts.jwks.is_some() || sts.requested_token_type == exchange::TYPE_JWT || issued_type == exchange::TYPE_JWT;
         if token.bytes().filter(|c| *c == b'.').count() != 2 {
+            if jwt_expected {
+                return Err("issued token is not a JWT, but the STS is configured (or says) to issue JWTs");
+            }
             // Not a JWS: an opaque token cannot be checked here; the upstream verifies it. It is
             // cached no longer than the subject token (and `expires_in`).
             return Ok(f.subject_exp_ms);
@@ -605,42 +655,15 @@ impl Filter {
     }
 }
 
-/// Takes the client's token out of the request when it is replaced by an exchanged one.
-fn removal_plan(source: &Source, headers: &[(String, Vec<u8>)], path: &str) -> HeaderPlan {
-    match source {
-        Source::Header { name, .. } => HeaderPlan { remove: vec![name.clone()], set: vec![] },
-        Source::Cookie(name) => {
-            let kept: Vec<String> = headers
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
-                .filter_map(|(_, v)| std::str::from_utf8(v).ok())
-                .flat_map(|v| v.split(';'))
-                .map(str::trim)
-                .filter(|c| !c.is_empty() && c.split_once('=').map(|(k, _)| k.trim()) != Some(name.as_str()))
-                .map(str::to_owned)
-                .collect();
-            let mut plan = HeaderPlan { remove: vec!["cookie".into()], set: vec![] };
-            if !kept.is_empty() {
-                plan.set.push(("cookie".into(), kept.join("; ")));
-            }
-            plan
-        }
-        Source::Query(name) => {
-            let (base, query) = path.split_once('?').unwrap_or((path, ""));
-            let kept: Vec<&str> = query
-                .split('&')
-                .filter(|kv| !kv.is_empty() && kv.split_once('=').map(|(k, _)| k).unwrap_or(kv) != name)
-                .collect();
-            let new = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
-            HeaderPlan { remove: vec![], set: vec![(":path".into(), new)] }
-        }
-    }
-}
+/// Hashed into every cache key: bump it when an entry's layout changes.
+const ENTRY_VERSION: &[u8] = b"entry-v2";
 
-/// Claims-cache payload: provider, subject `exp` (ms), scopes, then `name \0 value \0` per header.
-/// Header values never contain NUL (control bytes are refused before caching).
+/// Claims-cache payload: provider, key fingerprint, subject `exp` (ms), scopes, then
+/// `name \0 value \0` per header. Header values never contain NUL (control bytes are refused
+/// before caching).
 pub fn encode_entry(v: &Verified) -> Vec<u8> {
     let mut out = vec![v.provider as u8];
+    out.extend_from_slice(&v.key_fp.to_be_bytes());
     out.extend_from_slice(&v.exp_ms.to_be_bytes());
     out.extend_from_slice(v.scopes.join(" ").as_bytes());
     out.push(0);
@@ -654,13 +677,15 @@ pub fn encode_entry(v: &Verified) -> Vec<u8> {
 }
 
 pub fn decode_entry(bytes: &[u8]) -> Option<Verified> {
-    if bytes.len() < 10 {
+    if bytes.len() < 18 {
         return None;
     }
     let provider = bytes[0] as usize;
+    let mut fp = [0u8; 8];
+    fp.copy_from_slice(&bytes[1..9]);
     let mut e = [0u8; 8];
-    e.copy_from_slice(&bytes[1..9]);
-    let mut parts = bytes[9..].split(|c| *c == 0);
+    e.copy_from_slice(&bytes[9..17]);
+    let mut parts = bytes[17..].split(|c| *c == 0);
     let scopes = std::str::from_utf8(parts.next()?).ok()?.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
     let mut set = Vec::new();
     while let Some(k) = parts.next() {
@@ -670,5 +695,5 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Verified> {
         let v = parts.next()?;
         set.push((String::from_utf8(k.to_vec()).ok()?, String::from_utf8(v.to_vec()).ok()?));
     }
-    Some(Verified { provider, exp_ms: u64::from_be_bytes(e), scopes, set })
+    Some(Verified { provider, key_fp: u64::from_be_bytes(fp), exp_ms: u64::from_be_bytes(e), scopes, set })
 }

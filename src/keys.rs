@@ -198,6 +198,20 @@ impl Keystore {
         }
     }
 
+    /// Whether this VM's current keys for provider `p` still hold the key `fp` (no host call).
+    /// A remote JWKS refresh that drops a key reaches every VM at its next tick.
+    pub fn holds_key(&self, p: usize, fp: u64) -> bool {
+        self.providers.get(p).and_then(|x| x.set.as_ref()).is_some_and(|s| s.holds(fp))
+    }
+
+    /// Whether a failed fetch's back-off (`retry_ms`) still runs: no fetch of any kind starts.
+    pub fn in_backoff(&self, p: usize, now: u64) -> bool {
+        self.providers
+            .get(p)
+            .and_then(|x| x.remote.as_ref())
+            .is_some_and(|r| r.meta.last_fail_ms > r.meta.last_ok_ms && now < r.meta.last_fail_ms.saturating_add(r.src.retry_ms))
+    }
+
     pub fn meta(&self, p: usize) -> RecordMeta {
         self.providers.get(p).and_then(|x| x.remote.as_ref()).map(|r| r.meta).unwrap_or_default()
     }
@@ -236,11 +250,14 @@ impl Keystore {
             }
             let m = r.meta;
             let due = r.cas.is_none() || now >= m.next_fetch_ms;
-            let urgent = match r.want {
-                Want::Nothing => false,
-                Want::FirstKeys => now >= m.last_fail_ms + r.src.retry_ms,
-                Want::UnknownKid => now >= m.refetch_ok_ms,
-            };
+            // The back-off after a failure holds for every reason to fetch (finding F5).
+            let backoff_over = now >= m.last_fail_ms.saturating_add(r.src.retry_ms);
+            let urgent = backoff_over
+                && match r.want {
+                    Want::Nothing => false,
+                    Want::FirstKeys => true,
+                    Want::UnknownKid => now >= m.refetch_ok_ms,
+                };
             if !due && !urgent {
                 continue;
             }

@@ -1,6 +1,20 @@
 //! Route selection: the first route whose every given condition holds.
+//!
+//! The decision must agree with what Envoy routed on and what the backend will resolve, or a
+//! request could reach a path or host under a more lenient route's rules (review finding F3):
+//! - `authority` is compared as a host name: case-insensitively, without a port and without a
+//!   trailing dot (`Admin.Example.com.:443` is `admin.example.com`). IPv6 literals keep their
+//!   brackets (`[::1]:8443` is `[::1]`).
+//! - `path_prefix` / `path_exact` are compared against the path normalised as RFC 3986 §6.2.2
+//!   and Envoy's `normalize_path` + `merge_slashes` do it (and more): query and fragment
+//!   dropped, `%XX` of unreserved characters and of `/` and `\` decoded, `\` read as `/`,
+//!   repeated slashes merged, `.` and `..` segments removed. With Envoy's recommended settings
+//!   the path arrives normalised already and this changes nothing; without them, the filter
+//!   still picks the route of the path a normalising backend will serve. The forwarded `:path`
+//!   is never changed by this. Matching stays case-sensitive, as in Envoy.
 
 use crate::config::Route;
+use std::borrow::Cow;
 
 /// What a request offers to route matching.
 pub struct RouteInput<'a> {
@@ -13,13 +27,103 @@ pub struct RouteInput<'a> {
     pub cluster: Option<&'a str>,
 }
 
+/// The host of an `:authority` (or `Host`) value as the routes compare it: no port, no trailing
+/// dot, ASCII lowercase (the configuration's `authority` is stored that way).
+pub fn host_of(authority: &str) -> Cow<'_, str> {
+    let host = if authority.starts_with('[') {
+        // An IPv6 literal: the port, if any, follows the closing bracket.
+        match authority.find(']') {
+            Some(i) => &authority[..=i],
+            None => authority,
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|c| c.is_ascii_digit()) => h,
+            _ => authority,
+        }
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.bytes().any(|c| c.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The path (without query or fragment) normalised for matching; see the module doc.
+pub fn normalize_path(raw: &str) -> Cow<'_, str> {
+    let path = raw.split(['?', '#']).next().unwrap_or("");
+    let b = path.as_bytes();
+    let plain = !b.is_empty()
+        && b[0] == b'/'
+        && !b.iter().any(|c| *c == b'%' || *c == b'\\')
+        && !path.contains("//")
+        && !path.split('/').any(|seg| seg == "." || seg == "..");
+    if plain {
+        return Cow::Borrowed(path);
+    }
+    // Decode what Envoy and common backends decode before resolving segments.
+    let mut dec = Vec::with_capacity(b.len() + 1);
+    if b.first() != Some(&b'/') {
+        dec.push(b'/');
+    }
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                let v = h * 16 + l;
+                if v.is_ascii_alphanumeric() || b"-._~/\\".contains(&v) {
+                    dec.push(if v == b'\\' { b'/' } else { v });
+                    i += 3;
+                    continue;
+                }
+            }
+        }
+        dec.push(if c == b'\\' { b'/' } else { c });
+        i += 1;
+    }
+    // Merge slashes and remove dot segments (RFC 3986 §5.2.4 on a rooted path).
+    let text = String::from_utf8_lossy(&dec).into_owned();
+    let trailing = text.ends_with('/') || text.ends_with("/.") || text.ends_with("/..");
+    let mut out: Vec<&str> = Vec::new();
+    for seg in text.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut n = String::with_capacity(text.len());
+    for s in &out {
+        n.push('/');
+        n.push_str(s);
+    }
+    if n.is_empty() || trailing {
+        n.push('/');
+    }
+    Cow::Owned(n)
+}
+
 pub fn select(routes: &[Route], r: &RouteInput) -> Option<usize> {
-    let path = r.path.split(['?', '#']).next().unwrap_or("");
+    let path = normalize_path(r.path);
+    let host = host_of(r.authority);
     routes.iter().position(|route| {
         let m = &route.matcher;
         m.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
             && m.path_exact.as_deref().is_none_or(|p| path == p)
-            && m.authority.as_deref().is_none_or(|a| r.authority.eq_ignore_ascii_case(a))
+            && m.authority.as_deref().is_none_or(|a| host == a)
             && m.route_name.as_deref().is_none_or(|n| r.route_name == Some(n))
             && m.cluster.as_deref().is_none_or(|c| r.cluster == Some(c))
     })
@@ -58,5 +162,59 @@ mod tests {
         for (i, want) in cases {
             assert_eq!(select(&routes, &i), want, "{}", i.path);
         }
+    }
+
+    /// Review finding F3: the host Envoy routed on, whatever port or trailing dot the client
+    /// wrote, picks the same route (this failed before: `admin.example.com:443` fell through).
+    #[test]
+    fn authority_is_compared_as_a_host() {
+        let routes = vec![
+            route(RouteMatch { authority: Some("admin.example.com".into()), ..Default::default() }),
+            route(RouteMatch { authority: Some("[::1]".into()), ..Default::default() }),
+        ];
+        let at = |a| select(&routes, &RouteInput { path: "/", authority: a, route_name: None, cluster: None });
+        for a in ["admin.example.com", "ADMIN.example.com", "admin.example.com:443", "admin.example.com.",
+                  "Admin.Example.Com.:8443", "admin.example.com:"] {
+            assert_eq!(at(a), Some(0), "{a}");
+        }
+        for a in ["[::1]", "[::1]:8080"] {
+            assert_eq!(at(a), Some(1), "{a}");
+        }
+        for a in ["admin.example.com.evil", "xadmin.example.com", "admin.example.com:443:1x", "admin.example.com..", ""] {
+            assert_eq!(at(a), None, "{a}");
+        }
+    }
+
+    #[test]
+    fn paths_are_matched_normalised() {
+        let cases = [
+            ("/admin", "/admin"),
+            ("/admin?x=/../y", "/admin"),
+            ("/public/../admin", "/admin"),
+            ("/public/%2e%2E/admin", "/admin"),
+            ("/public%2F..%2Fadmin", "/admin"),
+            ("/public\\..\\admin", "/admin"),
+            ("/public%5C..%5Cadmin", "/admin"),
+            ("//admin//x", "/admin/x"),
+            ("/./admin/./x/.", "/admin/x/"),
+            ("/a/b/..", "/a/"),
+            ("/../../admin", "/admin"),
+            ("/%61dmin", "/admin"),
+            ("/admin%3Fx", "/admin%3Fx"),
+            ("/admin%2", "/admin%2"),
+            ("", "/"),
+            ("admin", "/admin"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(normalize_path(raw), want, "{raw}");
+        }
+        let routes = vec![
+            route(RouteMatch { path_prefix: Some("/admin".into()), ..Default::default() }),
+            route(RouteMatch { path_prefix: Some("/public".into()), ..Default::default() }),
+        ];
+        let at = |p| select(&routes, &RouteInput { path: p, authority: "a", route_name: None, cluster: None });
+        assert_eq!(at("/public/../admin/users"), Some(0));
+        assert_eq!(at("/public/%2e%2e/admin"), Some(0));
+        assert_eq!(at("/public/x"), Some(1));
     }
 }

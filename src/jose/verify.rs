@@ -29,15 +29,14 @@ pub enum VerifyError {
 }
 
 /// Selects the candidate keys (same algorithm; same `kid` when the token names one) and accepts
-/// the signature if any of them verifies it.
-pub fn verify_with_keys(keys: &KeySet, alg: Alg, kid: Option<&str>, signing_input: &[u8], sig: &[u8]) -> Result<(), VerifyError> {
+/// the signature if any of them verifies it. Returns that key's `Jwk::fp`.
+pub fn verify_with_keys(keys: &KeySet, alg: Alg, kid: Option<&str>, signing_input: &[u8], sig: &[u8]) -> Result<u64, VerifyError> {
     let mut candidates = keys.candidates(alg, kid).peekable();
     if candidates.peek().is_none() {
         return Err(VerifyError::NoKeyForAlgorithm);
     }
-    if candidates.any(|k| verify(alg, &k.key, signing_input, sig)) {
-        Ok(())
-    } else {
-        Err(VerifyError::BadSignature)
+    match candidates.find(|k| verify(alg, &k.key, signing_input, sig)) {
+        Some(k) => Ok(k.fp),
+        None => Err(VerifyError::BadSignature),
     }
 }

@@ -29,7 +29,11 @@ fn example_loads_as_written() {
     assert_eq!(c.sources[1], Source::Cookie("access_token".into()));
     assert!(c.routes[0].allow_anonymous);
     assert_eq!(c.routes[1].providers, vec![0, 1]);
-    assert_eq!(c.forward.strip_headers, vec!["x-principal", "x-user-scope", "x-user-sub"]);
+    assert_eq!(
+        c.forward.strip_headers,
+        vec!["x-principal", "x-user-scope", "x-user-sub", "x_principal", "x_user_scope", "x_user_sub"],
+        "every stripped header with its underscore spelling"
+    );
     assert_eq!(c.cache_max_entries, 10_000);
 }
 
@@ -195,7 +199,7 @@ fn headers_read_one_by_one_only_for_authorization_sources() {
     let c = parse(&json!({"providers": [{"name": "a", "issuer": "i", "audiences": ["x"],
         "jwks": {"cluster": "idp", "path": "/k"}}], "forward": {"strip_headers": ["x-sub"]}}))
     .unwrap();
-    assert_eq!(c.needed_headers, Some(vec!["authorization".into(), "x-sub".into()]), "nothing is set: read before removing");
+    assert_eq!(c.needed_headers, Some(vec!["authorization".into(), "x-sub".into(), "x_sub".into()]), "nothing is set: read before removing");
     assert!(!c.strip_unread);
     let c = parse(&json!({"providers": [{"name": "a", "issuer": "i", "audiences": ["x"],
         "jwks": {"cluster": "idp", "path": "/k"}}],

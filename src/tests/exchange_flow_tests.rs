@@ -24,6 +24,10 @@ struct Env {
 }
 
 fn env() -> Env {
+    env_with(|_| {})
+}
+
+fn env_with(edit: impl FnOnce(&mut Value)) -> Env {
     let idp = EsKey::new("i1");
     let sts = EsKey::new("s1");
     let v = json!({
@@ -34,6 +38,8 @@ fn env() -> Env {
         "routes": [{"match": {"path_prefix": "/orders"}, "exchange": {"audience": ORDERS, "scopes": ["orders:read"]}}],
         "forward": {"claims_to_headers": {"sub": "x-sub"}}
     });
+    let mut v = v;
+    edit(&mut v);
     Env { host: FakeHost::new(NOW), idp, sts, cfg: Rc::new(config::parse(v.to_string().as_bytes()).unwrap()) }
 }
 
@@ -251,7 +257,10 @@ fn insufficient_scope_never_calls_the_sts() {
 
 #[test]
 fn opaque_issued_tokens_are_forwarded_and_cached_no_longer_than_the_subject() {
-    let e = env();
+    // Only where the STS is not expected to issue JWTs (no `sts.jwks`): see the F7 test.
+    let e = env_with(|v| {
+        v["sts"].as_object_mut().unwrap().remove("jwks");
+    });
     let mut f = e.vm();
     let mut c = claims(ISS, "api", "alice", NOW);
     c["scope"] = json!("orders:read");

@@ -72,7 +72,7 @@ fn valid_token_is_allowed_with_identity_headers_and_cached() {
     let mut f = ready(&host, config(&local, |_| {}), &[]);
     let t = local.token(&claims("https://local.test", "api", "alice", NOW));
     let plan = allowed(&f.on_request(&req("/x"), &bearer(&t), &host)).clone();
-    assert_eq!(plan.remove, vec!["x-internal", "x-principal", "x-scope", "x-sub"]);
+    assert_eq!(plan.remove, vec!["x-internal", "x-principal", "x-scope", "x-sub", "x_internal", "x_principal", "x_scope", "x_sub"]);
     assert_eq!(
         plan.set,
         vec![

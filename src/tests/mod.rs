@@ -4,3 +4,4 @@ mod flow_tests;
 mod support;
 mod exchange_flow_tests;
 mod attack_tests;
+mod review_findings_tests;

@@ -3,8 +3,11 @@ jwt_authn, on one machine. Envoy runs with --concurrency 1 pinned to one core, w
 other; routes are direct_response (no upstream is measured); every setup runs several times,
 interleaved (A B C … A B C …); medians and ratios come from the same run.
 
-Usage: bench/run.sh [--duration S] [--rounds N] [--cold-tokens N] [--population N]
-Writes bench/out/results.json and bench/RESULTS.md."""
+Usage: bench/run.sh [--duration S] [--rounds N] [--cold-tokens N] [--population N] [--only a,b]
+                    [--baseline OTHER.wasm]
+Writes bench/out/results.json, and bench/RESULTS.md and bench/results.json for a full run (a run
+with --only writes bench/out/RESULTS.md instead). --baseline adds base_hot and base_exchange_hot:
+the same setups with another build of the filter (e.g. the last release), in the same run."""
 import argparse
 import datetime
 import json
@@ -121,6 +124,7 @@ def main():
     ap.add_argument("--cold-tokens", type=int, default=20000)
     ap.add_argument("--population", type=int, default=100000)
     ap.add_argument("--only", default="", help="comma-separated setup names")
+    ap.add_argument("--baseline", default="", help="another build's .wasm: adds base_hot and base_exchange_hot")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
 
@@ -155,6 +159,10 @@ def main():
         "tef_exchange_hot": (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, exchange=True), "tef")], [sts_cluster]), dict(token=hot)),
         "tef_population": (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, max_entries=2 * args.population), "tef")]), dict(token_file=pop)),
     }
+    if args.baseline:
+        base = Path(args.baseline).resolve()
+        setups["base_hot"] = (bootstrap([wasm_filter(base, tef_conf(jwks), "tef")]), dict(token=hot))
+        setups["base_exchange_hot"] = (bootstrap([wasm_filter(base, tef_conf(jwks, exchange=True), "tef")], [sts_cluster]), dict(token=hot))
     for alg, f in files.items():
         setups[f"tef_cold_{alg}"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, cache=False), "tef")]), dict(token_file=f))
         setups[f"jwt_authn_cold_{alg}"] = (bootstrap([jwt_authn(jwks, False)]), dict(token_file=f))
@@ -222,7 +230,14 @@ def write(summary: dict, args):
         "tef_population / tef_hot_shared (rps: the population's price beyond a shared-data hit)": ratio("tef_population", "tef_hot_shared"),
         "tef_hot_shared / tef_hot (rps: what the worker's front saves)": ratio("tef_hot_shared", "tef_hot"),
         "wasm_floor / bare (rps)": ratio("wasm_floor", "bare"),
+        "tef_hot / base_hot (rps: this build vs --baseline)": ratio("tef_hot", "base_hot"),
+        "tef_exchange_hot / base_exchange_hot (rps: this build vs --baseline)": ratio("tef_exchange_hot", "base_exchange_hot"),
     }
+    floor = summary.get("wasm_floor")
+    for mine, base in (("tef_hot", "base_hot"), ("tef_exchange_hot", "base_exchange_hot")):
+        if floor and summary.get(mine) and summary.get(base):
+            ratios[f"{mine} vs {base}: CPU µs/req added over wasm_floor"] = (
+                summary[mine]["cpu_us_per_req"] - floor["cpu_us_per_req"], summary[base]["cpu_us_per_req"] - floor["cpu_us_per_req"])
     for alg in ("RS256", "ES256", "EdDSA"):
         t, n, floor = summary.get(f"tef_cold_{alg}"), summary.get(f"jwt_authn_cold_{alg}"), summary.get("wasm_floor")
         if t and n and floor:
@@ -235,7 +250,9 @@ def write(summary: dict, args):
     data = {"date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z", "machine": machine,
             "args": vars(args), "wasm_bytes": TEF_WASM.stat().st_size, "setups": summary, "ratios": ratios}
     (OUT / "results.json").write_text(json.dumps(data, indent=1))
-    (ROOT / "bench" / "results.json").write_text(json.dumps(data, indent=1))
+    full = not args.only
+    if full:
+        (ROOT / "bench" / "results.json").write_text(json.dumps(data, indent=1))
     lines = [f"# Benchmark results", "", f"{data['date']} on {machine}.",
              f"Envoy 1.40 (PyPI), --concurrency 1 pinned to core {ENVOY_CORE}; wrk -t1 -c16 pinned to core {LOAD_CORE}; "
              f"direct_response; {args.rounds} interleaved rounds of {args.duration}s, medians. .wasm {data['wasm_bytes']} bytes.", "",
@@ -249,7 +266,7 @@ def write(summary: dict, args):
             lines.append(f"| {k} | {v[0]:.1f} vs {v[1]:.1f} |")
         elif v is not None:
             lines.append(f"| {k} | {v:.2f} |")
-    (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    (ROOT / "bench" / "RESULTS.md" if full else OUT / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -68,7 +68,7 @@ fn str_member<'a>(m: &'a Map<String, Value>, name: &str) -> Result<Option<&'a st
 fn fingerprint(m: &Map<String, Value>, alg: Alg) -> u64 {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    h.update(format!("{alg:?}").as_bytes());
+    h.update(alg.name().as_bytes());
     for name in ["kty", "crv", "kid", "n", "e", "x", "y"] {
         h.update([0u8]);
         if let Some(v) = m.get(name).and_then(Value::as_str) {

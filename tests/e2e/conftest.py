@@ -33,3 +33,10 @@ def stop_envoy(env):
     env.stop()
     if env in RUNNING:
         RUNNING.remove(env)
+
+
+def stop_all(env, *servers):
+    """Stops an Envoy and the local servers it used."""
+    stop_envoy(env)
+    for s in servers:
+        s.stop()

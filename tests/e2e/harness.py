@@ -105,9 +105,11 @@ class Response:
 def request(port: int, path: str = "/", headers=(), method: str = "GET", body: bytes | None = None,
             timeout: float = 10.0) -> Response:
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    pairs = list(headers.items() if isinstance(headers, dict) else headers)
     try:
-        c.putrequest(method, path, skip_accept_encoding=True)
-        for k, v in (headers.items() if isinstance(headers, dict) else headers):
+        # A `host` the caller gives replaces the automatic one (never two Host headers).
+        c.putrequest(method, path, skip_accept_encoding=True, skip_host=any(k.lower() == "host" for k, _ in pairs))
+        for k, v in pairs:
             c.putheader(k, v)
         if body is not None:
             c.putheader("content-length", str(len(body)))

@@ -98,8 +98,9 @@ def decode_unverified(token: str) -> tuple[dict, dict]:
     return json.loads(b64u_decode(h)), json.loads(b64u_decode(p))
 
 
-def verify(token: str, keys: dict) -> dict:
-    """Verifies a compact JWS against `keys` (kid → Key); returns its claims or raises ValueError."""
+def verify(token: str, keys: dict, leeway: float = 0) -> dict:
+    """Verifies a compact JWS against `keys` (kid → Key); returns its claims or raises ValueError.
+    `leeway`: seconds past `exp` still accepted (clock skew)."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
@@ -121,6 +122,6 @@ def verify(token: str, keys: dict) -> dict:
             pub.verify(sig, data)
     except (KeyError, ValueError, InvalidSignature) as e:
         raise ValueError(f"invalid token: {e!r}") from e
-    if claims.get("exp", 0) < time.time():
+    if claims.get("exp", 0) + leeway < time.time():
         raise ValueError("expired")
     return claims

@@ -160,6 +160,7 @@ class _STSHandler(_Quiet):
         with sts.lock:
             sts.token_requests += 1
             mode, delay, ttl = sts.mode, sts.delay, sts.ttl
+            expires_in = ttl if sts.expires_in is None else sts.expires_in
         form = parse_qs(raw, keep_blank_values=True, strict_parsing=True)
         sts.last_form, sts.last_raw, sts.last_headers = form, raw, {k.lower(): v for k, v in self.headers.items()}
         if delay:
@@ -188,7 +189,8 @@ class _STSHandler(_Quiet):
         if mode in ("invalid_grant", "invalid_target"):
             return self._error(400, mode)
         try:
-            subject = jwt_tool.verify(form["subject_token"][0], sts.idp.keys)
+            # 60 s of clock skew, as the filter's providers allow by default.
+            subject = jwt_tool.verify(form["subject_token"][0], sts.idp.keys, leeway=60)
         except (KeyError, ValueError):
             return self._error(400, "invalid_grant")
         targets = form.get("audience", []) + form.get("resource", [])
@@ -214,14 +216,15 @@ class _STSHandler(_Quiet):
         if mode == "opaque":
             token = "opaque-" + jwt_tool.b64u(token.encode()[:24])
         self._send(200, json.dumps({"access_token": token, "issued_token_type": ACCESS_TOKEN_TYPE,
-                                    "token_type": "Bearer", "expires_in": ttl, "scope": claims["scope"]}).encode())
+                                    "token_type": "Bearer", "expires_in": expires_in, "scope": claims["scope"]}).encode())
 
 
 class STS(_Server):
     """A small RFC 8693 STS: client authentication (Basic or post), subject tokens verified with
     the IdP's keys, audience/resource allow-list, scope down-scoping, ES256 JWTs for the requested
     audience, its own `/jwks`. Knobs: `mode` ("ok", "500", "garbage", "close", "wrong_aud",
-    "bad_sig", "wider_scope", "invalid_grant", "invalid_target", "opaque"), `delay` seconds, `ttl`;
+    "bad_sig", "wider_scope", "invalid_grant", "invalid_target", "opaque"), `delay` seconds, `ttl`,
+    `expires_in` (what the answer says, when not `ttl`);
     `token_requests` counts token calls; `last_form` holds the last decoded form."""
 
     def __init__(self, issuer: str, idp: IdP, targets, client_id="gateway", client_secret="s3cr3t", port=None):
@@ -234,4 +237,5 @@ class STS(_Server):
         self.lock = threading.Lock()
         self.token_requests = self.jwks_requests = 0
         self.mode, self.delay, self.ttl = "ok", 0.0, 300
+        self.expires_in = None
         self.last_form = self.last_raw = self.last_headers = None

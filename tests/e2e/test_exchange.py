@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import jwt_tool
-from conftest import start_envoy, stop_envoy
+from conftest import start_envoy, stop_all
 from harness import Envoy, bootstrap, request, static_cluster, www_authenticate_error
 from servers import STS, Echo, IdP, free_port
 
@@ -61,9 +61,7 @@ class Stack:
         return self.envoy.get(path, [("authorization", f"Bearer {tok}"), *extra])
 
     def close(self):
-        stop_envoy(self.envoy)
-        for s in (self.idp, self.sts, self.echo):
-            s.stop()
+        stop_all(self.envoy, self.idp, self.sts, self.echo)
 
 
 @pytest.fixture(scope="module")

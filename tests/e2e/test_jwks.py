@@ -6,7 +6,7 @@ import time
 import pytest
 
 import jwt_tool
-from conftest import start_envoy, stop_envoy
+from conftest import start_envoy, stop_all
 from harness import Envoy, bootstrap, static_cluster, wait_for
 from servers import Echo, IdP, free_port
 
@@ -37,9 +37,7 @@ class Stack:
         return self.envoy.get("/", {"authorization": f"Bearer {tok}"})
 
     def close(self):
-        stop_envoy(self.envoy)
-        self.idp.stop()
-        self.echo.stop()
+        stop_all(self.envoy, self.idp, self.echo)
 
 
 @pytest.fixture

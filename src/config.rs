@@ -203,6 +203,8 @@ struct RawForward {
     array_separator: Option<String>,
     #[serde(default)]
     header: Option<String>,
+    #[serde(default)]
+    strip_underscore_spellings: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -794,8 +796,12 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         strip.push(forward_header.clone());
     }
     // `x_user_sub` next to `x-user-sub`: CGI, WSGI and PHP upstreams read both as one variable.
-    let underscored: Vec<String> = strip.iter().filter(|h| h.contains('-')).map(|h| h.replace('-', "_")).collect();
-    strip.extend(underscored);
+    // Off only where Envoy already refuses or drops such headers (`headers_with_underscores_action`):
+    // each spelling is one more header removal per request.
+    if fw.strip_underscore_spellings.unwrap_or(true) {
+        let underscored: Vec<String> = strip.iter().filter(|h| h.contains('-')).map(|h| h.replace('-', "_")).collect();
+        strip.extend(underscored);
+    }
     strip.sort();
     strip.dedup();
     let array_separator = fw.array_separator.unwrap_or_else(|| " ".into());

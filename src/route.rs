@@ -117,8 +117,12 @@ pub fn normalize_path(raw: &str) -> Cow<'_, str> {
 }
 
 pub fn select(routes: &[Route], r: &RouteInput) -> Option<usize> {
-    let path = normalize_path(r.path);
-    let host = host_of(r.authority);
+    if routes.is_empty() {
+        return None;
+    }
+    let by_path = routes.iter().any(|x| x.matcher.path_prefix.is_some() || x.matcher.path_exact.is_some());
+    let path = if by_path { normalize_path(r.path) } else { Cow::Borrowed("") };
+    let host = if routes.iter().any(|x| x.matcher.authority.is_some()) { host_of(r.authority) } else { Cow::Borrowed("") };
     routes.iter().position(|route| {
         let m = &route.matcher;
         m.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))

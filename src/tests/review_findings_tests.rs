@@ -364,4 +364,7 @@ fn underscore_spellings_and_the_forward_header_are_stripped() {
         v["from"] = json!([{"header": "x-access-token"}]);
     });
     assert!(!e.cfg.forward.strip_headers.contains(&"x-access-token".to_string()));
+    // Where Envoy refuses or drops underscore headers itself, the spellings can be left alone.
+    let e = env(|v| v["forward"]["strip_underscore_spellings"] = json!(false));
+    assert_eq!(e.cfg.forward.strip_headers, vec!["x-user-sub".to_string()]);
 }

@@ -3,7 +3,7 @@
 //! what to fix.
 
 use crate::jose::jwk::{self, KeySet};
-use crate::exchange::{ClientAuth, ExchangeSpec, TYPE_ACCESS_TOKEN, TYPE_JWT};
+use crate::sts::{ClientAuth, ExchangeSpec, TYPE_ACCESS_TOKEN, TYPE_JWT};
 use crate::jose::Alg;
 use serde::Deserialize;
 use serde_json::Value;

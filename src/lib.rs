@@ -4,9 +4,12 @@
 //! Everything but `filter/` is a pure core that never calls the host: time, shared data and
 //! metrics come through [`host::Host`], so every decision is tested natively.
 
+pub mod authenticate;
+pub mod authorize;
 pub mod cache;
 pub mod claims;
 pub mod config;
+pub mod credential;
 pub mod extract;
 pub mod flow;
 pub mod host;
@@ -15,7 +18,10 @@ pub mod keys;
 pub mod local;
 pub mod metrics;
 pub mod reply;
+pub mod plan;
 pub mod route;
+pub mod singleflight;
+pub mod sts;
 
 #[cfg(test)]
 pub mod testing;
@@ -25,4 +31,3 @@ mod tests;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
-pub mod exchange;

@@ -1,6 +1,6 @@
 //! Every counter the filter emits, with its stable name (shown by Envoy under `<stat_prefix>.<name>`).
 
-use crate::exchange::Failure;
+use crate::sts::Failure;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Deny {

@@ -10,7 +10,7 @@ const STATUS: [&str; 6] = ["200", "400", "401", "503", "504", "500"];
 fuzz_target!(|data: &[u8]| {
     let Some((&s, body)) = data.split_first() else { return };
     let status = STATUS[s as usize % STATUS.len()];
-    let _ = tef_core::exchange::parse_response(status, body);
+    let _ = tef_core::sts::parse_response(status, body);
     // A subject token the fuzz config accepts is not available without a private key, so drive
     // exchange_done on a key with nothing in flight (must be ignored) as well.
     let host = FakeHost::new(NOW_MS);

@@ -2,14 +2,18 @@
 //! next to it defeats LTO for the .wasm), so this crate includes the very same source files.
 #![allow(dead_code)]
 
+#[path = "../../src/authenticate.rs"]
+pub mod authenticate;
+#[path = "../../src/authorize.rs"]
+pub mod authorize;
 #[path = "../../src/cache.rs"]
 pub mod cache;
 #[path = "../../src/claims.rs"]
 pub mod claims;
 #[path = "../../src/config.rs"]
 pub mod config;
-#[path = "../../src/exchange.rs"]
-pub mod exchange;
+#[path = "../../src/credential/mod.rs"]
+pub mod credential;
 #[path = "../../src/extract.rs"]
 pub mod extract;
 #[path = "../../src/flow.rs"]
@@ -26,8 +30,14 @@ pub mod local;
 pub mod metrics;
 #[path = "../../src/reply.rs"]
 pub mod reply;
+#[path = "../../src/plan.rs"]
+pub mod plan;
 #[path = "../../src/route.rs"]
 pub mod route;
+#[path = "../../src/singleflight.rs"]
+pub mod singleflight;
+#[path = "../../src/sts.rs"]
+pub mod sts;
 #[path = "../../src/testing.rs"]
 pub mod testing;
 

@@ -83,7 +83,7 @@ impl Context for Http {
             return;
         }
         let host = WasmHost { metrics: &s.metrics };
-        let (status, body) = call_response(body_size, crate::exchange::MAX_RESPONSE_BYTES);
+        let (status, body) = call_response(body_size, crate::sts::MAX_RESPONSE_BYTES);
         let body = body.unwrap_or_default();
         s.filter.borrow_mut().exchange_done(&key, CallResult::Response { status: &status, body: &body }, &host);
         let next = s.filter.borrow_mut().resume(&pending, &host);

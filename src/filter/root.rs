@@ -115,7 +115,7 @@ impl Context for Root {
                 s.filter.borrow_mut().fetch_done(p, result, &host);
             }
             Callout::Exchange(key) => {
-                let (status, body) = call_response(body_size, crate::exchange::MAX_RESPONSE_BYTES);
+                let (status, body) = call_response(body_size, crate::sts::MAX_RESPONSE_BYTES);
                 let body = body.unwrap_or_default();
                 s.filter.borrow_mut().exchange_done(&key, CallResult::Response { status: &status, body: &body }, &host);
             }

@@ -146,7 +146,7 @@ fn exchange_example() -> Value {
 fn exchange_example_loads() {
     let c = parse(&exchange_example()).unwrap();
     let sts = c.sts.as_ref().unwrap();
-    assert_eq!(sts.client_auth, crate::exchange::ClientAuth::Basic { id: "gateway".into(), secret: "s3cr3t".into() });
+    assert_eq!(sts.client_auth, crate::sts::ClientAuth::Basic { id: "gateway".into(), secret: "s3cr3t".into() });
     assert_eq!(sts.timeout_ms, 1500);
     assert_eq!(sts.margin_ms, 30_000);
     assert_eq!(c.routes[1].exchange.as_ref().unwrap().audiences, vec!["https://orders.ecomm.com"]);

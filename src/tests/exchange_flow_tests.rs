@@ -5,7 +5,7 @@ use super::support::{bearer, claims, EsKey};
 use crate::config;
 use crate::flow::{CallResult, ExchangeCall, Filter, Outcome, Pending};
 use crate::metrics::{Deny, Metric};
-use crate::exchange::Failure;
+use crate::sts::Failure;
 use crate::route::RouteInput;
 use crate::testing::FakeHost;
 use serde_json::{json, Value};

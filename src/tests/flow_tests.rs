@@ -398,7 +398,7 @@ fn unchanged_jwks_refresh_keeps_prepared_keys() {
     let mut f = ready(&host, config(&local, |_| {}), &[remote.jwk()]);
     let mut g = Filter::new(f.cfg.clone());
     g.init(&host);
-    let held = |vm: &mut Filter| match vm.keys.state(0, Some("r1"), &host) {
+    let held = |vm: &mut Filter| match vm.keys_mut().state(0, Some("r1"), &host) {
         KeyState::Ready(s) => s,
         _ => panic!("keys not ready"),
     };
@@ -417,7 +417,7 @@ fn unchanged_jwks_refresh_keeps_prepared_keys() {
     f.fetch_done(0, Ok(jwks(&[remote.jwk(), rotated.jwk()])), &host);
     g.tick(&host);
     for vm in [&mut f, &mut g] {
-        assert!(matches!(vm.keys.state(0, Some("r2"), &host), KeyState::Ready(_)));
+        assert!(matches!(vm.keys_mut().state(0, Some("r2"), &host), KeyState::Ready(_)));
     }
     allowed(&g.on_request(&req("/x"), &bearer(&rotated.token(&claims(ISS, "api", "c", host.now.get()))), &host));
 }

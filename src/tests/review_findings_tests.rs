@@ -3,7 +3,7 @@
 
 use super::support::{bearer, claims, jwks, EsKey};
 use crate::config;
-use crate::exchange::TYPE_JWT;
+use crate::sts::TYPE_JWT;
 use crate::flow::{CallResult, ExchangeCall, Filter, HeaderPlan, Outcome, Pending};
 use crate::metrics::{Deny, Metric};
 use crate::route::RouteInput;

@@ -1,4 +1,4 @@
-//! RFC 8693 token exchange, the pure parts: the form-encoded request (with RFC 6749 §2.3.1 client
+//! The STS protocol (RFC 8693 token exchange), the pure parts: the form-encoded request (with RFC 6749 §2.3.1 client
 //! authentication), scope down-scoping, parsing the STS answer (§2.2.1 success, §2.2.2 / RFC 6749
 //! §5.2 errors), and the checks on the issued token before it may be forwarded.
 

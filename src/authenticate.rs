@@ -1,0 +1,266 @@
+//! Authentication of the incoming token: the worker's front and the shared claims cache first,
+//! then a full verification of a JWT (strict JWS parse, the provider chosen by `iss`, its key by
+//! `kid` and `alg`, the signature, the registered claims), whose result is cached. A remote
+//! provider's keys may not be there yet: the request then waits for them (`Auth::Wait`).
+//! Introspection of opaque tokens (issue 13) joins here as a second way to authenticate.
+
+use crate::authorize;
+use crate::cache::SlotCache;
+use crate::claims;
+use crate::config::{Config, JwksSource};
+use crate::flow::Pending;
+use crate::host::Host;
+use crate::jose::jws::{self, JwsError};
+use crate::jose::verify::{self, VerifyError};
+use crate::keys::{KeyState, Keystore, Want};
+use crate::local::LocalCache;
+use crate::metrics::{Deny, Metric};
+use crate::sts;
+use sha2::{Digest, Sha256};
+use std::rc::Rc;
+
+/// A verified subject token: what the filter keeps of it (also the claims-cache payload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub provider: usize,
+    /// `Jwk::fp` of the key that verified the token: a cached result is served only while the
+    /// provider's current keys still hold that key (review finding F8).
+    pub key_fp: u64,
+    pub exp_ms: u64,
+    pub scopes: Vec<String>,
+    pub set: Vec<(String, String)>,
+}
+
+pub enum Auth {
+    Ok(Verified),
+    Fail(Deny, &'static str),
+    Unavailable,
+    /// Wait for this provider's keys.
+    Wait(usize),
+}
+
+/// Per-VM authentication state: every provider's keys, the claims cache, the worker's front.
+pub struct Authenticator {
+    cfg: Rc<Config>,
+    pub keys: Keystore,
+    claims_cache: SlotCache,
+    /// This worker's own front for the claims and exchange caches.
+    pub local: LocalCache,
+}
+
+fn give_up(keys: &Keystore, p: usize, started: u64, missing: bool) -> Auth {
+    let m = keys.meta(p);
+    if missing || m.last_fail_ms >= started {
+        Auth::Unavailable
+    } else {
+        Auth::Fail(Deny::UnknownKid, "token signing key is unknown")
+    }
+}
+
+pub fn exp_to_ms(exp_s: f64) -> u64 {
+    if exp_s >= (u64::MAX / 1000) as f64 {
+        u64::MAX
+    } else {
+        (exp_s * 1000.0) as u64
+    }
+}
+
+impl Authenticator {
+    pub fn new(cfg: Rc<Config>) -> Authenticator {
+        let ns = crate::keys::NAMESPACE;
+        Authenticator {
+            keys: Keystore::new(&cfg),
+            claims_cache: SlotCache::new(&format!("{ns}/claims"), cfg.cache_max_entries),
+            local: LocalCache::new(if cfg.cache_max_ttl_ms > 0 { cfg.cache_local_entries as usize } else { 0 }),
+            cfg,
+        }
+    }
+
+    fn cache_key(&self, token: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.cfg.fingerprint);
+        // The entry layout's version: a new build never reads an older build's entries.
+        h.update(ENTRY_VERSION);
+        h.update([0u8]);
+        h.update(token.as_bytes());
+        h.finalize().into()
+    }
+
+
+    /// A token found in a cache (this worker's front or shared data).
+    /// `None`: the key that verified it has left the provider's keys since: verify again.
+    fn claims_hit(&self, v: Verified, route: Option<usize>, waited: Option<&Pending>, host: &dyn Host) -> Option<Auth> {
+        if !self.keys.holds_key(v.provider, v.key_fp) {
+            return None;
+        }
+        if waited.is_none() {
+            host.count(Metric::CacheHit);
+        }
+        if !authorize::provider_allowed(&self.cfg, route, v.provider) {
+            return Some(Auth::Fail(Deny::ProviderNotAllowed, "issuer not accepted on this route"));
+        }
+        Some(Auth::Ok(v))
+    }
+
+    pub fn authenticate(&mut self, token: &str, route: Option<usize>, now: u64, waited: Option<&Pending>, host: &dyn Host) -> Auth {
+        let cfg = self.cfg.clone();
+        if let Some(v) = self.local.verified(token, now) {
+            if let Some(a) = self.claims_hit(v.clone(), route, waited, host) {
+                return a;
+            }
+        }
+        let key = self.cache_key(token);
+        if cfg.cache_max_ttl_ms > 0 {
+            if let Some((v, until)) = self.claims_cache.get(host, &key, now).and_then(|(e, until)| Some((decode_entry(&e)?, until))) {
+                let v2 = v.clone();
+                if let Some(a) = self.claims_hit(v, route, waited, host) {
+                    self.local.put_verified(token, until, &v2);
+                    return a;
+                }
+            }
+            if waited.is_none() {
+                host.count(Metric::CacheMiss);
+            }
+        }
+
+        let jws = match jws::parse(token, cfg.max_token_bytes) {
+            Ok(j) => j,
+            Err(JwsError::AlgorithmNotAllowed) => return Auth::Fail(Deny::Algorithm, "token algorithm not allowed"),
+            Err(e) => return Auth::Fail(Deny::Malformed, e.description()),
+        };
+        let iss = jws.payload.get("iss").and_then(|v| v.as_str()).unwrap_or("");
+        let Some(p) = cfg.providers.iter().position(|x| x.issuer == iss) else {
+            return Auth::Fail(Deny::Issuer, "issuer not trusted");
+        };
+        if !authorize::provider_allowed(&cfg, route, p) {
+            return Auth::Fail(Deny::ProviderNotAllowed, "issuer not accepted on this route");
+        }
+        let provider = &cfg.providers[p];
+        if provider.algorithms.as_ref().is_some_and(|a| !a.contains(&jws.alg)) {
+            return Auth::Fail(Deny::Algorithm, "token algorithm not allowed");
+        }
+        let started = waited.map(|w| w.started_ms).unwrap_or(now);
+        let keys = match self.keys.state(p, jws.kid.as_deref(), host) {
+            KeyState::Ready(k) => k,
+            KeyState::Missing => {
+                let m = self.keys.meta(p);
+                // Fail fast while a recent fetch failure's back-off runs.
+                if waited.is_none() && self.keys.in_backoff(p, now) {
+                    return Auth::Unavailable;
+                }
+                let can_wait = waited.is_none_or(|w| now < w.deadline_ms && m.last_fail_ms < started && m.last_ok_ms < started);
+                if !can_wait {
+                    return give_up(&self.keys, p, started, true);
+                }
+                self.keys.want(p, Want::FirstKeys);
+                return Auth::Wait(p);
+            }
+            KeyState::UnknownKid(_) => {
+                let remote = matches!(provider.jwks, JwksSource::Remote(_));
+                return match waited {
+                    // The IdP failed a moment ago: no refetch before its back-off ends (F5), and
+                    // the key may be a new one it could not deliver: 503, as for missing keys.
+                    None if remote && self.keys.in_backoff(p, now) => Auth::Unavailable,
+                    None if remote && self.keys.may_refetch(p, now) => {
+                        self.keys.want(p, Want::UnknownKid);
+                        Auth::Wait(p)
+                    }
+                    None => Auth::Fail(Deny::UnknownKid, "token signing key is unknown"),
+                    Some(w) => {
+                        let m = self.keys.meta(p);
+                        if now < w.deadline_ms && m.last_ok_ms < started && m.last_fail_ms < started {
+                            Auth::Wait(p)
+                        } else {
+                            give_up(&self.keys, p, started, false)
+                        }
+                    }
+                };
+            }
+        };
+        let key_fp = match verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature) {
+            Ok(fp) => fp,
+            // The kid exists but is for another algorithm (e.g. an ES256 token naming an RSA key).
+            Err(VerifyError::NoKeyForAlgorithm) => return Auth::Fail(Deny::Algorithm, "token algorithm does not match its key"),
+            Err(VerifyError::BadSignature) => return Auth::Fail(Deny::Signature, "token signature invalid"),
+        };
+        let exp = match claims::check(provider, jws.typ.as_deref(), &jws.payload, now) {
+            Ok(exp) => exp,
+            Err(e) => return Auth::Fail(e.reason, e.description),
+        };
+        let Some(set) = self.claim_headers(&jws.payload) else {
+            return Auth::Fail(Deny::HeaderValue, "token claim cannot be forwarded as a header");
+        };
+        let v = Verified { provider: p, key_fp, exp_ms: exp_to_ms(exp), scopes: sts::subject_scopes(&jws.payload), set };
+        if cfg.cache_max_ttl_ms > 0 {
+            let until = v.exp_ms.min(now.saturating_add(cfg.cache_max_ttl_ms));
+            if until > now {
+                self.claims_cache.put(host, &key, until, &encode_entry(&v), now);
+                self.local.put_verified(token, until, &v);
+            }
+        }
+        Auth::Ok(v)
+    }
+
+    /// The claim and principal headers to set.
+    fn claim_headers(&self, payload: &serde_json::Map<String, serde_json::Value>) -> Option<Vec<(String, String)>> {
+        let fw = &self.cfg.forward;
+        let mut set = Vec::new();
+        for (claim, header) in &fw.claims_to_headers {
+            if let Some(v) = payload.get(claim) {
+                if v.is_null() {
+                    continue;
+                }
+                set.push((header.clone(), claims::header_value(v, &fw.array_separator)?));
+            }
+        }
+        if let Some(h) = &fw.principal_header {
+            let iss = payload.get("iss").and_then(|v| v.as_str())?;
+            let sub = payload.get("sub").and_then(|v| v.as_str())?;
+            set.push((h.clone(), claims::principal(iss, sub)));
+        }
+        Some(set)
+    }
+}
+
+/// Hashed into every cache key: bump it when an entry's layout changes.
+pub const ENTRY_VERSION: &[u8] = b"entry-v2";
+
+/// Claims-cache payload: provider, key fingerprint, subject `exp` (ms), scopes, then
+/// `name \0 value \0` per header. Header values never contain NUL (control bytes are refused
+/// before caching).
+pub fn encode_entry(v: &Verified) -> Vec<u8> {
+    let mut out = vec![v.provider as u8];
+    out.extend_from_slice(&v.key_fp.to_be_bytes());
+    out.extend_from_slice(&v.exp_ms.to_be_bytes());
+    out.extend_from_slice(v.scopes.join(" ").as_bytes());
+    out.push(0);
+    for (k, val) in &v.set {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(val.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+pub fn decode_entry(bytes: &[u8]) -> Option<Verified> {
+    if bytes.len() < 18 {
+        return None;
+    }
+    let provider = bytes[0] as usize;
+    let mut fp = [0u8; 8];
+    fp.copy_from_slice(&bytes[1..9]);
+    let mut e = [0u8; 8];
+    e.copy_from_slice(&bytes[9..17]);
+    let mut parts = bytes[17..].split(|c| *c == 0);
+    let scopes = std::str::from_utf8(parts.next()?).ok()?.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let mut set = Vec::new();
+    while let Some(k) = parts.next() {
+        if k.is_empty() {
+            break;
+        }
+        let v = parts.next()?;
+        set.push((String::from_utf8(k.to_vec()).ok()?, String::from_utf8(v.to_vec()).ok()?));
+    }
+    Some(Verified { provider, key_fp: u64::from_be_bytes(fp), exp_ms: u64::from_be_bytes(e), scopes, set })
+}

@@ -1,0 +1,234 @@
+//! The exchange credential: the verified token is exchanged at the STS (RFC 8693, `sts.rs`) for
+//! one meant for the route's target, verified before it replaces the client's token, cached per
+//! (token, target) in shared data and the worker's front, with one STS call per key however many
+//! requests wait (`singleflight.rs`). Every STS fault fails closed.
+
+use crate::authenticate::{exp_to_ms, Authenticator, Verified, ENTRY_VERSION};
+use crate::authorize;
+use crate::cache::SlotCache;
+use crate::config::Config;
+use crate::flow::{allow, deny, deny_with, CallResult, ExchangeCall, Outcome, Pending, WaitKind};
+use crate::host::Host;
+use crate::jose::jws;
+use crate::jose::verify;
+use crate::keys::{KeyState, Want};
+use crate::metrics::{Deny, Metric};
+use crate::plan;
+use crate::reply::{self, Reply};
+use crate::singleflight::{Flight, Key, SingleFlight};
+use crate::sts::{self, ExchangeSpec, Failure, StsAnswer};
+use sha2::{Digest, Sha256};
+
+/// What the answer of an exchange in flight is checked against.
+struct InFlight {
+    route: usize,
+    allowed_scopes: Vec<String>,
+    subject_exp_ms: u64,
+}
+
+/// The token an exchange produced, or the answer its requests get.
+type ExchangeResult = Result<String, (Deny, Reply)>;
+
+pub struct Exchanger {
+    cache: SlotCache,
+    flight: SingleFlight<InFlight, ExchangeResult>,
+}
+
+impl Exchanger {
+    pub fn new(cfg: &Config) -> Exchanger {
+        let ns = crate::keys::NAMESPACE;
+        Exchanger {
+            cache: SlotCache::new(&format!("{ns}/xchg"), cfg.cache_max_entries),
+            flight: SingleFlight::new("xinf", cfg.cache_max_entries),
+        }
+    }
+
+    pub fn tick(&mut self, now: u64) {
+        self.flight.tick(now);
+    }
+
+    fn key(cfg: &Config, token: &str, spec: &ExchangeSpec, scopes: &[String]) -> Key {
+        let mut h = Sha256::new();
+        h.update(cfg.fingerprint);
+        h.update(ENTRY_VERSION);
+        h.update([1u8]);
+        h.update(token.as_bytes());
+        for list in [&spec.audiences, &spec.resources, &scopes.to_vec()] {
+            h.update([0u8]);
+            for v in list.iter() {
+                h.update(v.as_bytes());
+                h.update([0xffu8]);
+            }
+        }
+        h.finalize().into()
+    }
+
+    /// An exchanged token found in a cache (this worker's front or shared data).
+    fn hit(cfg: &Config, p: &Pending, v: Verified, token: &str, resumed: bool, host: &dyn Host) -> Outcome {
+        if !resumed {
+            host.count(Metric::ExchangeCacheHit);
+        }
+        allow(host, plan::replaced(cfg, &p.removal, v.set, token))
+    }
+
+    /// The credential for a request on an exchange `route`: a cached exchanged token, the
+    /// result of an exchange that just ended, a wait for one in flight, or a new STS call.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(&mut self, cfg: &Config, auth: &mut Authenticator, p: &Pending, route: usize, v: Verified, now: u64, resumed: bool, host: &dyn Host) -> Outcome {
+        let (Some(sts), Some(spec)) = (cfg.sts.as_ref(), cfg.routes[route].exchange.as_ref()) else {
+            return deny(cfg, host, Deny::ExchangeUnavailable, "token exchange not configured");
+        };
+        let scopes = match authorize::required_scopes(cfg, &spec.scopes, &v.scopes) {
+            Ok(s) => s,
+            Err(r) => return deny_with(host, Deny::InsufficientScope, r),
+        };
+        let caching = cfg.cache_max_ttl_ms > 0;
+        if let Some(tok) = auth.local.exchanged(&p.token, route, now) {
+            return Self::hit(cfg, p, v, tok, resumed, host);
+        }
+        let key = Self::key(cfg, &p.token, spec, &scopes);
+        if let Some((tok, until)) = self.cache.get(host, &key, now).filter(|_| caching) {
+            if let Ok(tok) = String::from_utf8(tok) {
+                auth.local.put_exchanged(&p.token, route, &tok, until, now);
+                return Self::hit(cfg, p, v, &tok, resumed, host);
+            }
+        }
+        match self.flight.check(&key, now, resumed, host) {
+            Flight::Done(Ok(tok)) => return allow(host, plan::replaced(cfg, &p.removal, v.set, &tok)),
+            Flight::Done(Err((d, r))) => return deny_with(host, d, r),
+            Flight::Waiting(deadline) => {
+                if !resumed {
+                    host.count(Metric::ExchangeWait);
+                }
+                return Outcome::Wait(Pending { deadline_ms: deadline, kind: WaitKind::Exchange, ..p.clone() });
+            }
+            Flight::Free => {}
+        }
+        if p.led {
+            // Defence in depth: whatever the STS answered, one request makes one STS call.
+            log::warn!("token exchange: a request's own exchange left no result; not calling the STS again");
+            return deny(cfg, host, Deny::ExchangeUnavailable, "token exchange unavailable");
+        }
+        // Lead this exchange.
+        host.count(Metric::ExchangeCacheMiss);
+        let deadline = now + sts.timeout_ms + 500;
+        let allowed_scopes = if spec.scopes.is_empty() { v.scopes.clone() } else { scopes.clone() };
+        self.flight.lead(key, deadline, InFlight { route, allowed_scopes, subject_exp_ms: v.exp_ms }, host);
+        let req = sts::build_request(
+            &sts.authority,
+            &sts.path,
+            &sts.client_auth,
+            spec,
+            &scopes,
+            &p.token,
+            &sts.subject_token_type,
+            &sts.requested_token_type,
+        );
+        let call = ExchangeCall { key, cluster: sts.cluster.clone(), headers: req.headers, body: req.body.into_bytes(), timeout_ms: sts.timeout_ms };
+        Outcome::Call(call, Pending { deadline_ms: deadline, kind: WaitKind::Exchange, led: true, ..p.clone() })
+    }
+
+    /// The leader of `key` could not dispatch or went away: let a waiter take over at once.
+    pub fn abandon(&mut self, key: &Key, host: &dyn Host) {
+        self.flight.abandon(key, host);
+    }
+
+    /// An STS call ended. Records the result for the key's waiters (cache, or the flight's
+    /// remembered results), counts it.
+    pub fn done(&mut self, cfg: &Config, auth: &mut Authenticator, key: &Key, result: CallResult, host: &dyn Host) {
+        let now = host.now_ms();
+        let Some(f) = self.flight.finish(key, host) else {
+            log::debug!("token exchange answer for an exchange no longer in flight");
+            return;
+        };
+        let answer = match result {
+            CallResult::Response { status, body } if body.len() <= sts::MAX_RESPONSE_BYTES => sts::parse_response(status, body),
+            CallResult::Response { .. } => StsAnswer::Failed(Failure::BadResponse),
+            CallResult::DispatchFailed => StsAnswer::Failed(Failure::Dispatch),
+        };
+        let outcome: ExchangeResult = match answer {
+            StsAnswer::Token { access_token, expires_in, issued_token_type } => match check_issued(cfg, auth, &access_token, &issued_token_type, &f, now, host) {
+                Ok(exp_ms) => {
+                    host.count(Metric::ExchangeOk);
+                    let sts_margin = cfg.sts.as_ref().map(|s| s.margin_ms).unwrap_or(0);
+                    let mut until = exp_ms.min(f.subject_exp_ms);
+                    if let Some(e) = expires_in {
+                        until = until.min(now.saturating_add(e.saturating_mul(1000)));
+                    }
+                    let cache_until = until.saturating_sub(sts_margin).min(now.saturating_add(cfg.cache_max_ttl_ms));
+                    if cache_until > now && cfg.cache_max_ttl_ms > 0 {
+                        self.cache.put(host, key, cache_until, access_token.as_bytes(), now);
+                    }
+                    if until > now {
+                        self.flight.remember(key, Ok(access_token), until.min(now + 2000), false);
+                    } else {
+                        // Expired at once (a subject inside its clock skew, `expires_in: 0`): it
+                        // still answers this exchange's own requests, and nothing else.
+                        self.flight.remember(key, Ok(access_token), now + 1000, true);
+                    }
+                    return;
+                }
+                Err(why) => {
+                    host.count(Metric::ExchangeRejected);
+                    log::warn!("token exchange: the STS answer was rejected: {why}");
+                    Err((Deny::ExchangeUnavailable, reply::unavailable("token exchange failed")))
+                }
+            },
+            StsAnswer::Refused { status, description, .. } => {
+                host.count(Metric::ExchangeFailed(Failure::Refused));
+                let r = if status == 401 {
+                    reply::invalid_token(&cfg.realm, description)
+                } else {
+                    reply::insufficient_scope(&cfg.realm, description, "")
+                };
+                Err((Deny::ExchangeRefused, r))
+            }
+            StsAnswer::Failed(why) => {
+                host.count(Metric::ExchangeFailed(why));
+                log::warn!("token exchange failed: {}", why.name());
+                Err((Deny::ExchangeUnavailable, reply::unavailable("token exchange unavailable")))
+            }
+        };
+        self.flight.remember(key, outcome, now + 1000, false);
+    }
+}
+
+/// Verifies an issued token before it may be forwarded: a JWT must verify against the STS keys
+/// and carry the right issuer, audience, expiry and scope. Returns its expiry (ms).
+///
+/// An opaque token is forwarded unverified only where the STS is not expected to issue JWTs:
+/// with `sts.jwks` set, `requested_token_type` jwt, or `issued_token_type` jwt, whatever does
+/// not verify as a JWT is refused (finding F7).
+fn check_issued(cfg: &Config, auth: &mut Authenticator, token: &str, issued_type: &str, f: &InFlight, now: u64, host: &dyn Host) -> Result<u64, &'static str> {
+    let Some(sts) = cfg.sts.as_ref() else { return Err("no STS configured") };
+    let spec = cfg.routes.get(f.route).and_then(|r| r.exchange.as_ref()).ok_or("route changed")?;
+    let jwt_expected = sts.jwks.is_some() || sts.requested_token_type == sts::TYPE_JWT || issued_type == sts::TYPE_JWT;
+    if token.bytes().filter(|c| *c == b'.').count() != 2 {
+        if jwt_expected {
+            return Err("issued token is not a JWT, but the STS is configured (or says) to issue JWTs");
+        }
+        // Not a JWS: an opaque token cannot be checked here; the upstream verifies it. It is
+        // cached no longer than the subject token (and `expires_in`).
+        return Ok(f.subject_exp_ms);
+    }
+    if sts.jwks.is_none() {
+        return Err("issued token is a JWT but `sts.jwks` is not configured");
+    }
+    let jws = jws::parse(token, 16 * 1024).map_err(|e| e.description())?;
+    let idx = cfg.providers.len();
+    let keys = match auth.keys.state(idx, jws.kid.as_deref(), host) {
+        KeyState::Ready(k) => k,
+        KeyState::Missing => {
+            auth.keys.want(idx, Want::FirstKeys);
+            return Err("STS signing keys not loaded yet");
+        }
+        KeyState::UnknownKid(_) => {
+            auth.keys.want(idx, Want::UnknownKid);
+            return Err("issued token names an unknown STS key");
+        }
+    };
+    verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature)
+        .map_err(|_| "issued token signature invalid")?;
+    let exp = sts::check_issued_claims(&jws.payload, &sts.issuer, spec, &f.allowed_scopes, now)?;
+    Ok(exp_to_ms(exp))
+}

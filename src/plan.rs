@@ -1,0 +1,35 @@
+//! The header plan: what changes on the way upstream. Every stripped header is removed first
+//! (spoofable identity headers, their underscore spellings, the forward header), then the
+//! verified claims and the credential for the next hop are set.
+
+use crate::config::Config;
+
+/// Headers to change on the way upstream: every `remove` first, then every `set`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderPlan {
+    pub remove: Vec<String>,
+    pub set: Vec<(String, String)>,
+}
+
+/// Only the stripping: anonymous requests.
+pub fn strip(cfg: &Config) -> HeaderPlan {
+    HeaderPlan { remove: cfg.forward.strip_headers.clone(), set: Vec::new() }
+}
+
+/// The original token goes on as it came (shared-token routes), with the verified claims.
+pub fn forwarded(cfg: &Config, claims: Vec<(String, String)>) -> HeaderPlan {
+    HeaderPlan { set: claims, ..strip(cfg) }
+}
+
+/// The client's token is replaced by `token` (in `forward.header`): `removal` takes it out of
+/// every source it came in.
+pub fn replaced(cfg: &Config, removal: &HeaderPlan, claims: Vec<(String, String)>, token: &str) -> HeaderPlan {
+    let mut plan = strip(cfg);
+    plan.remove.extend(removal.remove.iter().cloned());
+    plan.set = claims;
+    plan.set.extend(removal.set.iter().cloned());
+    let h = &cfg.forward.header;
+    let value = if h == "authorization" { format!("Bearer {token}") } else { token.to_owned() };
+    plan.set.push((h.clone(), value));
+    plan
+}

@@ -10,7 +10,7 @@ pub mod authorize;
 pub mod cache;
 #[path = "../../src/claims.rs"]
 pub mod claims;
-#[path = "../../src/config.rs"]
+#[path = "../../src/config/mod.rs"]
 pub mod config;
 #[path = "../../src/credential/mod.rs"]
 pub mod credential;

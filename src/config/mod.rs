@@ -1,0 +1,217 @@
+//! Plugin configuration: serde types with `deny_unknown_fields`, then validation into `Config`,
+//! one file per section (`providers`, `sources` for `from`, `routes`, `forward`, `sts`; the
+//! cache and the top-level scalars here). Every error names the field
+//! (`providers[1].jwks.cluster: ...`) so one log line tells the operator what to fix.
+
+mod forward;
+mod providers;
+mod routes;
+mod sources;
+mod sts;
+
+pub use forward::Forward;
+pub use providers::{AudiencePattern, JwksSource, Provider, RemoteJwks};
+pub use routes::{Route, RouteMatch};
+pub use sources::Source;
+pub use sts::Sts;
+
+use forward::RawForward;
+use providers::{jwks, RawProvider};
+use routes::RawRoute;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use sources::RawSource;
+use sts::RawSts;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid plugin configuration: {}: {}", self.field, self.message)
+    }
+}
+
+pub(super) fn fail<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError { field: field.into(), message: message.into() })
+}
+
+// ---------- what operators write ----------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    providers: Vec<RawProvider>,
+    #[serde(default)]
+    from: Option<Vec<RawSource>>,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+    #[serde(default)]
+    forward: RawForward,
+    #[serde(default)]
+    cache: RawCache,
+    #[serde(default)]
+    realm: Option<String>,
+    #[serde(default)]
+    stat_prefix: Option<String>,
+    #[serde(default)]
+    max_token_bytes: Option<usize>,
+    #[serde(default)]
+    sts: Option<RawSts>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    #[serde(default)]
+    max_entries: Option<u32>,
+    #[serde(default)]
+    max_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    local_entries: Option<u32>,
+}
+
+// ---------- what the filter runs on ----------
+
+pub struct Config {
+    pub providers: Vec<Provider>,
+    pub sources: Vec<Source>,
+    pub routes: Vec<Route>,
+    pub forward: Forward,
+    pub cache_max_entries: u32,
+    pub cache_max_ttl_ms: u64,
+    /// Entries of each worker's own front for the shared caches (0: none).
+    pub cache_local_entries: u32,
+    pub realm: String,
+    pub stat_prefix: String,
+    pub max_token_bytes: usize,
+    /// SHA-256 of the configuration bytes: cache entries made under another configuration never match.
+    pub fingerprint: [u8; 32],
+    pub sts: Option<Sts>,
+    /// Whether any route matches on `route_name` / `cluster` (those cost a host call per request).
+    pub needs_route_name: bool,
+    pub needs_cluster: bool,
+    /// When every token source is the `authorization` header (which Envoy keeps as one value,
+    /// joining repeats with ','), the only request headers the filter needs: read one by one
+    /// instead of fetching the whole map. `None`: read the whole map (cookies and other headers
+    /// may repeat, and one-value reads would miss a repeat).
+    pub needed_headers: Option<Vec<String>>,
+    /// The stripped headers are not among `needed_headers`: the filter sets a header on (nearly)
+    /// every allowed request anyway, and once one header changes, removing the stripped ones
+    /// unread costs less than reading each to see whether it is there (bench/hostcalls.sh).
+    pub strip_unread: bool,
+}
+
+pub const DEFAULT_SKEW_S: u64 = 60;
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
+pub const DEFAULT_MAX_ENTRIES: u32 = 10_000;
+pub const DEFAULT_LOCAL_ENTRIES: u32 = 1024;
+
+/// Parses and validates the plugin configuration.
+pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path.is_empty() || path == "." || path == "?" { "(root)".to_owned() } else { path };
+        ConfigError { field, message: e.into_inner().to_string() }
+    })?;
+    validate(raw, Sha256::digest(bytes).into())
+}
+
+fn is_token_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+pub(super) fn header_name(field: &str, name: &str) -> Result<String, ConfigError> {
+    if name.is_empty() || !name.bytes().all(is_token_char) {
+        return fail(field, format!("\"{name}\" is not a valid HTTP header name"));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+impl Config {
+    /// Every key source: the providers in order, then the STS (index `providers.len()`) if it has keys.
+    pub fn key_sources(&self) -> Vec<(&str, &JwksSource)> {
+        let mut v: Vec<(&str, &JwksSource)> = self.providers.iter().map(|p| (p.name.as_str(), &p.jwks)).collect();
+        if let Some(j) = self.sts.as_ref().and_then(|s| s.jwks.as_ref()) {
+            v.push(("sts", j));
+        }
+        v
+    }
+}
+
+fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError> {
+    let providers = providers::providers(raw.providers)?;
+    let sources = sources::sources(raw.from)?;
+    let (routes, needs_route_name, needs_cluster) = routes::routes(raw.routes, &providers, raw.sts.is_some())?;
+    let forward = forward::forward(raw.forward, &sources)?;
+    let cache_max_entries = raw.cache.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
+    if !(1..=1_000_000).contains(&cache_max_entries) {
+        return fail("cache.max_entries", "must be 1..1000000");
+    }
+    let cache_max_ttl_s = raw.cache.max_ttl_seconds.unwrap_or(300);
+    if cache_max_ttl_s > 86_400 {
+        return fail("cache.max_ttl_seconds", "must be 0..86400 (0 disables the cache)");
+    }
+    let cache_local_entries = raw.cache.local_entries.unwrap_or(DEFAULT_LOCAL_ENTRIES);
+    if cache_local_entries > 65_536 {
+        return fail("cache.local_entries", "must be 0..65536 (0: every lookup reads shared data)");
+    }
+    let max_token_bytes = raw.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
+    if !(256..=65_536).contains(&max_token_bytes) {
+        return fail("max_token_bytes", "must be 256..65536");
+    }
+    let realm = raw.realm.unwrap_or_else(|| "api".into());
+    if !realm.bytes().all(|c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\') {
+        return fail("realm", "must be printable ASCII without quotes or backslashes");
+    }
+    let sts = match raw.sts {
+        None => None,
+        Some(x) => Some(sts::sts(x)?),
+    };
+    let stat_prefix = raw.stat_prefix.unwrap_or_else(|| "token_exchange_filter".into());
+    if stat_prefix.is_empty() || !stat_prefix.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.') {
+        return fail("stat_prefix", "must be non-empty and use only [A-Za-z0-9_.]");
+    }
+    let sets_headers = !forward.claims_to_headers.is_empty() || forward.principal_header.is_some() || routes.iter().any(|r| r.exchange.is_some());
+    let strip = &forward.strip_headers;
+    let needed_headers = sources
+        .iter()
+        .all(|s| matches!(s, Source::Header { name, .. } if name == "authorization"))
+        .then(|| {
+            let mut v: Vec<String> = Vec::new();
+            if routes.iter().any(|r| r.matcher.path_prefix.is_some() || r.matcher.path_exact.is_some()) {
+                v.push(":path".into());
+            }
+            if routes.iter().any(|r| r.matcher.authority.is_some()) {
+                v.push(":authority".into());
+            }
+            v.push("authorization".into());
+            if !sets_headers {
+                v.extend(strip.iter().cloned());
+            }
+            v
+        });
+    let strip_unread = needed_headers.is_some() && sets_headers && !strip.is_empty();
+    Ok(Config {
+        providers,
+        sources,
+        routes,
+        forward,
+        sts,
+        cache_max_entries,
+        cache_max_ttl_ms: cache_max_ttl_s * 1000,
+        cache_local_entries,
+        realm,
+        stat_prefix,
+        max_token_bytes,
+        fingerprint,
+        needs_route_name,
+        needs_cluster,
+        needed_headers,
+        strip_unread,
+    })
+}

@@ -1,0 +1,274 @@
+//! `providers[]`: trusted issuers, their audiences, algorithms, clock skew, token types and
+//! JWKS (inline, or remote with refresh, refetch and back-off settings).
+
+use super::{fail, ConfigError, DEFAULT_SKEW_S};
+use crate::jose::jwk::{self, KeySet};
+use crate::jose::Alg;
+use serde::Deserialize;
+use serde_json::Value;
+use std::rc::Rc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProvider {
+    pub(super) name: String,
+    pub(super) issuer: String,
+    pub(super) audiences: Vec<String>,
+    #[serde(default)]
+    pub(super) algorithms: Option<Vec<String>>,
+    pub(super) jwks: RawJwks,
+    #[serde(default)]
+    pub(super) clock_skew_seconds: Option<u64>,
+    #[serde(default)]
+    pub(super) required_claims: Vec<String>,
+    #[serde(default)]
+    pub(super) token_types: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJwks {
+    #[serde(default)]
+    pub(super) inline: Option<Value>,
+    #[serde(default)]
+    pub(super) inline_string: Option<String>,
+    #[serde(default)]
+    pub(super) cluster: Option<String>,
+    #[serde(default)]
+    pub(super) authority: Option<String>,
+    #[serde(default)]
+    pub(super) path: Option<String>,
+    #[serde(default)]
+    pub(super) refresh_seconds: Option<u64>,
+    #[serde(default)]
+    pub(super) timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub(super) min_refetch_seconds: Option<u64>,
+    #[serde(default)]
+    pub(super) retry_ms: Option<u64>,
+}
+
+pub struct Provider {
+    pub name: String,
+    pub issuer: String,
+    pub audiences: Vec<AudiencePattern>,
+    /// Allowed algorithms; `None` = whatever the provider's keys are for.
+    pub algorithms: Option<Vec<Alg>>,
+    pub skew_s: u64,
+    pub required_claims: Vec<String>,
+    /// Accepted `typ` values, lowercase, without `application/`; `""` stands for an absent `typ`.
+    pub token_types: Vec<String>,
+    pub jwks: JwksSource,
+}
+
+pub enum JwksSource {
+    Inline(Rc<KeySet>),
+    Remote(RemoteJwks),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteJwks {
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    pub refresh_ms: u64,
+    pub timeout_ms: u64,
+    pub min_refetch_ms: u64,
+    pub retry_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudiencePattern {
+    Exact(String),
+    /// `*.ecomm.com` → scheme "" and suffix ".ecomm.com"; `https://*.ecomm.com` → scheme "https://".
+    Wildcard { scheme: String, suffix: String },
+}
+
+fn dns_like(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|l| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
+}
+
+fn audience(field: &str, a: &str) -> Result<AudiencePattern, ConfigError> {
+    if a.is_empty() {
+        return fail(field, "empty audience");
+    }
+    if !a.contains('*') {
+        return Ok(AudiencePattern::Exact(a.to_owned()));
+    }
+    let (scheme, rest) = match a.find("://") {
+        Some(i) => (&a[..i + 3], &a[i + 3..]),
+        None => ("", a),
+    };
+    let Some(suffix) = rest.strip_prefix("*.") else {
+        return fail(field, format!("wildcard in the wrong place in \"{a}\": only a leading \"*.\" label is allowed"));
+    };
+    if scheme.contains('*') || !dns_like(suffix) {
+        return fail(field, format!("wildcard in the wrong place in \"{a}\": after \"*.\" must come a DNS name"));
+    }
+    if !suffix.contains('.') {
+        return fail(field, format!("wildcard \"{a}\" is too broad: name at least two labels after \"*.\""));
+    }
+    Ok(AudiencePattern::Wildcard { scheme: scheme.to_owned(), suffix: format!(".{suffix}") })
+}
+
+fn non_empty(field: &str, v: Option<String>) -> Result<String, ConfigError> {
+    match v {
+        Some(s) if !s.is_empty() => Ok(s),
+        Some(_) => fail(field, "must not be empty"),
+        None => fail(field, "is required for a remote JWKS"),
+    }
+}
+
+pub(super) fn jwks(field: &str, raw: RawJwks) -> Result<JwksSource, ConfigError> {
+    let inline_doc = match (raw.inline, raw.inline_string) {
+        (Some(_), Some(_)) => return fail(field, "set only one of `inline` and `inline_string`"),
+        (Some(Value::Object(m)), None) => Some(m),
+        (Some(_), None) => return fail(format!("{field}.inline"), "must be a JWKS object"),
+        (None, Some(s)) => match crate::jose::json::parse_object(s.as_bytes()) {
+            Some(m) => Some(m),
+            None => return fail(format!("{field}.inline_string"), "is not a JWKS JSON object"),
+        },
+        (None, None) => None,
+    };
+    if let Some(doc) = inline_doc {
+        let which = if raw.cluster.is_some() { "cluster" } else if raw.path.is_some() { "path" } else { "" };
+        if !which.is_empty() {
+            return fail(format!("{field}.{which}"), "an inline JWKS takes no remote settings");
+        }
+        let (set, rejected) = jwk::parse_jwks_value(&doc).or_else(|e| fail(format!("{field}.inline"), e.0))?;
+        if let Some((i, e)) = rejected.first() {
+            return fail(format!("{field}.inline.keys[{i}]"), e.0.clone());
+        }
+        if set.keys.is_empty() {
+            return fail(format!("{field}.inline.keys"), "no keys");
+        }
+        return Ok(JwksSource::Inline(Rc::new(set)));
+    }
+    let cluster = non_empty(&format!("{field}.cluster"), raw.cluster)?;
+    let path = non_empty(&format!("{field}.path"), raw.path)?;
+    if !path.starts_with('/') {
+        return fail(format!("{field}.path"), "must start with \"/\"");
+    }
+    let authority = match raw.authority {
+        Some(a) if a.is_empty() => return fail(format!("{field}.authority"), "must not be empty"),
+        Some(a) => a,
+        None => cluster.clone(),
+    };
+    let refresh_s = raw.refresh_seconds.unwrap_or(300);
+    if !(1..=86_400).contains(&refresh_s) {
+        return fail(format!("{field}.refresh_seconds"), "must be 1..86400");
+    }
+    let timeout_ms = raw.timeout_ms.unwrap_or(2000);
+    if !(10..=60_000).contains(&timeout_ms) {
+        return fail(format!("{field}.timeout_ms"), "must be 10..60000");
+    }
+    let min_refetch_s = raw.min_refetch_seconds.unwrap_or(30);
+    if min_refetch_s > 86_400 {
+        return fail(format!("{field}.min_refetch_seconds"), "must be 0..86400");
+    }
+    let retry_ms = raw.retry_ms.unwrap_or(2000);
+    if !(100..=600_000).contains(&retry_ms) {
+        return fail(format!("{field}.retry_ms"), "must be 100..600000");
+    }
+    Ok(JwksSource::Remote(RemoteJwks {
+        cluster,
+        authority,
+        path,
+        refresh_ms: refresh_s * 1000,
+        timeout_ms,
+        min_refetch_ms: min_refetch_s * 1000,
+        retry_ms: retry_ms.min(refresh_s * 1000),
+    }))
+}
+
+pub(super) fn providers(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigError> {
+    if raw.is_empty() {
+        return fail("providers", "at least one provider is required");
+    }
+    if raw.len() > 255 {
+        return fail("providers", "at most 255 providers");
+    }
+    let mut providers: Vec<Provider> = Vec::new();
+    for (i, p) in raw.into_iter().enumerate() {
+        let f = format!("providers[{i}]");
+        if p.name.is_empty() || !p.name.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c)) {
+            return fail(format!("{f}.name"), "must be non-empty and use only [A-Za-z0-9._-]");
+        }
+        if providers.iter().any(|q| q.name == p.name) {
+            return fail(format!("{f}.name"), format!("duplicate provider name \"{}\"", p.name));
+        }
+        if p.issuer.is_empty() {
+            return fail(format!("{f}.issuer"), "must not be empty");
+        }
+        if providers.iter().any(|q| q.issuer == p.issuer) {
+            return fail(format!("{f}.issuer"), "another provider has the same issuer (providers are chosen by `iss`)");
+        }
+        if p.audiences.is_empty() {
+            return fail(format!("{f}.audiences"), "at least one audience is required");
+        }
+        let audiences = p
+            .audiences
+            .iter()
+            .enumerate()
+            .map(|(j, a)| audience(&format!("{f}.audiences[{j}]"), a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let algorithms = match p.algorithms {
+            None => None,
+            Some(list) => {
+                if list.is_empty() {
+                    return fail(format!("{f}.algorithms"), "must not be empty (omit it to use the keys' algorithms)");
+                }
+                let mut v = Vec::new();
+                for (j, a) in list.iter().enumerate() {
+                    match Alg::from_name(a) {
+                        Some(x) => v.push(x),
+                        None => {
+                            return fail(
+                                format!("{f}.algorithms[{j}]"),
+                                format!("\"{a}\" is not supported (RS256, ES256, EdDSA; never none or HS*)"),
+                            )
+                        }
+                    }
+                }
+                Some(v)
+            }
+        };
+        let skew_s = p.clock_skew_seconds.unwrap_or(DEFAULT_SKEW_S);
+        if skew_s > 600 {
+            return fail(format!("{f}.clock_skew_seconds"), "must be at most 600");
+        }
+        let token_types = match p.token_types {
+            None => vec![String::new(), "jwt".into(), "at+jwt".into()],
+            Some(list) => list
+                .iter()
+                .map(|t| {
+                    let t = t.to_ascii_lowercase();
+                    t.strip_prefix("application/").map(str::to_owned).unwrap_or(t)
+                })
+                .collect(),
+        };
+        for (j, c) in p.required_claims.iter().enumerate() {
+            if c.is_empty() {
+                return fail(format!("{f}.required_claims[{j}]"), "must not be empty");
+            }
+        }
+        let jwks = jwks(&format!("{f}.jwks"), p.jwks)?;
+        if let (Some(algs), JwksSource::Inline(set)) = (&algorithms, &jwks) {
+            if !set.keys.iter().any(|k| algs.contains(&k.alg)) {
+                return fail(format!("{f}.algorithms"), "no inline key can be used with these algorithms");
+            }
+        }
+        providers.push(Provider {
+            name: p.name,
+            issuer: p.issuer,
+            audiences,
+            algorithms,
+            skew_s,
+            required_claims: p.required_claims,
+            token_types,
+            jwks,
+        });
+    }
+    Ok(providers)
+}

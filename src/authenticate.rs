@@ -29,6 +29,9 @@ pub struct Verified {
     pub exp_ms: u64,
     pub scopes: Vec<String>,
     pub set: Vec<(String, String)>,
+    /// What minting needs of the token (`sub`, `iss`, `act` and the routes' `copy_claims`), as
+    /// a JSON object; empty where no route mints.
+    pub carry: String,
 }
 
 pub enum Auth {
@@ -190,7 +193,7 @@ impl Authenticator {
         let Some(set) = self.claim_headers(&jws.payload) else {
             return Auth::Fail(Deny::HeaderValue, "token claim cannot be forwarded as a header");
         };
-        let v = Verified { provider: p, key_fp, exp_ms: exp_to_ms(exp), scopes: sts::subject_scopes(&jws.payload), set };
+        let v = Verified { provider: p, key_fp, exp_ms: exp_to_ms(exp), scopes: sts::subject_scopes(&jws.payload), set, carry: self.carry(&jws.payload) };
         if cfg.cache_max_ttl_ms > 0 {
             let until = v.exp_ms.min(now.saturating_add(cfg.cache_max_ttl_ms));
             if until > now {
@@ -199,6 +202,17 @@ impl Authenticator {
             }
         }
         Auth::Ok(v)
+    }
+
+    /// What minting needs of the verified claims, kept with them in the caches.
+    fn carry(&self, payload: &serde_json::Map<String, serde_json::Value>) -> String {
+        let wanted = &self.cfg.carried_claims;
+        if wanted.is_empty() {
+            return String::new();
+        }
+        let m: serde_json::Map<String, serde_json::Value> =
+            wanted.iter().filter_map(|c| payload.get(c).map(|v| (c.clone(), v.clone()))).collect();
+        serde_json::Value::Object(m).to_string()
     }
 
     /// The claim and principal headers to set.
@@ -223,16 +237,18 @@ impl Authenticator {
 }
 
 /// Hashed into every cache key: bump it when an entry's layout changes.
-pub const ENTRY_VERSION: &[u8] = b"entry-v2";
+pub const ENTRY_VERSION: &[u8] = b"entry-v3";
 
-/// Claims-cache payload: provider, key fingerprint, subject `exp` (ms), scopes, then
-/// `name \0 value \0` per header. Header values never contain NUL (control bytes are refused
-/// before caching).
+/// Claims-cache payload: provider, key fingerprint, subject `exp` (ms), scopes, the carried
+/// claims (JSON), then `name \0 value \0` per header. Neither contains NUL (control bytes in
+/// header values are refused before caching; JSON escapes them).
 pub fn encode_entry(v: &Verified) -> Vec<u8> {
     let mut out = vec![v.provider as u8];
     out.extend_from_slice(&v.key_fp.to_be_bytes());
     out.extend_from_slice(&v.exp_ms.to_be_bytes());
     out.extend_from_slice(v.scopes.join(" ").as_bytes());
+    out.push(0);
+    out.extend_from_slice(v.carry.as_bytes());
     out.push(0);
     for (k, val) in &v.set {
         out.extend_from_slice(k.as_bytes());
@@ -254,6 +270,7 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Verified> {
     e.copy_from_slice(&bytes[9..17]);
     let mut parts = bytes[17..].split(|c| *c == 0);
     let scopes = std::str::from_utf8(parts.next()?).ok()?.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let carry = String::from_utf8(parts.next()?.to_vec()).ok()?;
     let mut set = Vec::new();
     while let Some(k) = parts.next() {
         if k.is_empty() {
@@ -262,5 +279,5 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Verified> {
         let v = parts.next()?;
         set.push((String::from_utf8(k.to_vec()).ok()?, String::from_utf8(v.to_vec()).ok()?));
     }
-    Some(Verified { provider, key_fp: u64::from_be_bytes(fp), exp_ms: u64::from_be_bytes(e), scopes, set })
+    Some(Verified { provider, key_fp: u64::from_be_bytes(fp), exp_ms: u64::from_be_bytes(e), scopes, set, carry })
 }

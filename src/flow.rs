@@ -10,6 +10,7 @@
 use crate::authenticate::{Auth, Authenticator};
 use crate::config::Config;
 use crate::credential::exchange::Exchanger;
+use crate::credential::mint::Minter;
 use crate::extract::{self, Extracted};
 use crate::host::Host;
 use crate::keys::{FetchRequest, Keystore};
@@ -55,6 +56,8 @@ pub struct ExchangeCall {
 pub enum Outcome {
     Allow(HeaderPlan),
     Deny(Reply),
+    /// The filter answers the request itself (its JWKS on `signing.jwks_path`).
+    Respond(Reply),
     /// Pause until `resume` decides it.
     Wait(Pending),
     /// Pause, dispatch this call, and `resume` the request after `exchange_done`.
@@ -92,16 +95,30 @@ pub(crate) fn allow(host: &dyn Host, plan: HeaderPlan) -> Outcome {
     Outcome::Allow(plan)
 }
 
+/// The filter's own JWKS, for a request on `signing.jwks_path` (GET and HEAD; anything else 405).
+fn serve_jwks(cfg: &Config, r: &RouteInput) -> Option<Reply> {
+    let s = cfg.signing.as_ref()?;
+    let path = s.jwks_path.as_deref()?;
+    if route::normalize_path(r.path) != path {
+        return None;
+    }
+    Some(match r.method {
+        "GET" | "HEAD" => reply::jwks(&s.jwks_body, s.jwks_max_age_s),
+        _ => reply::method_not_allowed("GET, HEAD"),
+    })
+}
+
 /// Per-VM filter state.
 pub struct Filter {
     pub cfg: Rc<Config>,
     auth: Authenticator,
     exchange: Exchanger,
+    mint: Minter,
 }
 
 impl Filter {
     pub fn new(cfg: Rc<Config>) -> Filter {
-        Filter { auth: Authenticator::new(cfg.clone()), exchange: Exchanger::new(&cfg), cfg }
+        Filter { auth: Authenticator::new(cfg.clone()), exchange: Exchanger::new(&cfg), mint: Minter::new(&cfg), cfg }
     }
 
     /// Every provider's keys on this VM.
@@ -126,6 +143,10 @@ impl Filter {
     /// Decides a request from its route and headers.
     pub fn on_request(&mut self, r: &RouteInput, headers: &[(String, Vec<u8>)], host: &dyn Host) -> Outcome {
         let cfg = &self.cfg;
+        if let Some(reply) = serve_jwks(cfg, r) {
+            host.count(Metric::JwksServed);
+            return Outcome::Respond(reply);
+        }
         let route = route::select(&cfg.routes, r);
         let anonymous = route.is_some_and(|i| cfg.routes[i].allow_anonymous);
         let (token, sources) = match extract::extract(&cfg.sources, headers, r.path) {
@@ -140,7 +161,7 @@ impl Filter {
         };
         let now = host.now_ms();
         // The client's token leaves the request where the route replaces it.
-        let removal = match route.and_then(|i| cfg.routes[i].exchange.as_ref()) {
+        let removal = match route.filter(|i| cfg.routes[*i].replaces_token()) {
             Some(_) => extract::removal_plan(&cfg.sources, sources, headers, r.path),
             None => HeaderPlan::default(),
         };
@@ -176,9 +197,10 @@ impl Filter {
     /// The credential for the next hop, by the route's kind.
     fn credential(&mut self, p: &Pending, v: Verified, now: u64, resumed: bool, host: &dyn Host) -> Outcome {
         let cfg = self.cfg.clone();
-        match p.route.filter(|r| cfg.routes[*r].exchange.is_some()) {
-            Some(r) => self.exchange.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
-            None => allow(host, crate::plan::forwarded(&cfg, v.set)),
+        match p.route.map(|r| (r, &cfg.routes[r])) {
+            Some((r, route)) if route.exchange.is_some() => self.exchange.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
+            Some((r, route)) if route.mint.is_some() => self.mint.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
+            _ => allow(host, crate::plan::forwarded(&cfg, v.set)),
         }
     }
 

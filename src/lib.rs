@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod reply;
 pub mod plan;
 pub mod route;
+pub mod signing;
 pub mod singleflight;
 pub mod sts;
 

@@ -89,6 +89,11 @@ pub enum Metric {
     /// Requests that waited for another request's exchange instead of calling the STS.
     ExchangeWait,
     ExchangeFailed(Failure),
+    /// Tokens the filter signed (cache misses of minting routes).
+    MintOk,
+    MintCacheHit,
+    /// Answers on `signing.jwks_path`.
+    JwksServed,
 }
 
 impl Metric {
@@ -107,6 +112,9 @@ impl Metric {
             Metric::ExchangeCacheMiss,
             Metric::ExchangeRejected,
             Metric::ExchangeWait,
+            Metric::MintOk,
+            Metric::MintCacheHit,
+            Metric::JwksServed,
         ];
         v.extend(Deny::ALL.iter().map(|d| Metric::Denied(*d)));
         v.extend(Failure::ALL.iter().map(|f| Metric::ExchangeFailed(*f)));
@@ -129,8 +137,11 @@ impl Metric {
             Metric::ExchangeCacheMiss => 10,
             Metric::ExchangeRejected => 11,
             Metric::ExchangeWait => 12,
-            Metric::Denied(d) => 13 + d as usize,
-            Metric::ExchangeFailed(f) => 13 + Deny::ALL.len() + f as usize,
+            Metric::MintOk => 13,
+            Metric::MintCacheHit => 14,
+            Metric::JwksServed => 15,
+            Metric::Denied(d) => 16 + d as usize,
+            Metric::ExchangeFailed(f) => 16 + Deny::ALL.len() + f as usize,
         }
     }
 
@@ -149,6 +160,9 @@ impl Metric {
             Metric::ExchangeCacheMiss => "exchange_cache_miss".into(),
             Metric::ExchangeRejected => "exchange_rejected".into(),
             Metric::ExchangeWait => "exchange_wait".into(),
+            Metric::MintOk => "mint_ok".into(),
+            Metric::MintCacheHit => "mint_cache_hit".into(),
+            Metric::JwksServed => "jwks_served".into(),
             Metric::ExchangeFailed(f) => format!("exchange_failed.{}", f.name()),
             Metric::Denied(d) => format!("denied.{}", d.name()),
         }

@@ -60,3 +60,18 @@ pub fn insufficient_scope(realm: &str, description: &str, scope: &str) -> Reply 
     ));
     Reply { status: 403, headers, body: json_body("insufficient_scope", Some(description)) }
 }
+
+/// The filter's own JWKS (RFC 7517 §8.5 media type).
+pub fn jwks(body: &str, max_age_s: u64) -> Reply {
+    Reply {
+        status: 200,
+        headers: vec![("content-type".into(), "application/jwk-set+json".into()), ("cache-control".into(), format!("public, max-age={max_age_s}"))],
+        body: body.to_owned(),
+    }
+}
+
+pub fn method_not_allowed(allow: &str) -> Reply {
+    let mut headers = base_headers();
+    headers.push(("allow".into(), allow.into()));
+    Reply { status: 405, headers, body: json_body("method_not_allowed", None) }
+}

@@ -18,6 +18,8 @@ use std::borrow::Cow;
 
 /// What a request offers to route matching.
 pub struct RouteInput<'a> {
+    /// `:method` (read when something needs it, else empty).
+    pub method: &'a str,
     /// `:path`, possibly with a query string (ignored for matching).
     pub path: &'a str,
     pub authority: &'a str,
@@ -139,7 +141,7 @@ mod tests {
     use crate::config::RouteMatch;
 
     fn route(m: RouteMatch) -> Route {
-        Route { matcher: m, allow_anonymous: false, providers: vec![], exchange: None }
+        Route { matcher: m, allow_anonymous: false, providers: vec![], exchange: None, mint: None }
     }
 
     #[test]
@@ -151,7 +153,7 @@ mod tests {
             route(RouteMatch { route_name: Some("orders".into()), ..Default::default() }),
             route(RouteMatch { cluster: Some("inventory".into()), path_prefix: Some("/inv".into()), ..Default::default() }),
         ];
-        let inp = |path, authority, route_name, cluster| RouteInput { path, authority, route_name, cluster };
+        let inp = |path, authority, route_name, cluster| RouteInput { method: "GET", path, authority, route_name, cluster };
         let cases = [
             (inp("/exact", "a", None, None), Some(0)),
             (inp("/exact?x=1", "a", None, None), Some(0)),
@@ -176,7 +178,7 @@ mod tests {
             route(RouteMatch { authority: Some("admin.example.com".into()), ..Default::default() }),
             route(RouteMatch { authority: Some("[::1]".into()), ..Default::default() }),
         ];
-        let at = |a| select(&routes, &RouteInput { path: "/", authority: a, route_name: None, cluster: None });
+        let at = |a| select(&routes, &RouteInput { method: "GET", path: "/", authority: a, route_name: None, cluster: None });
         for a in ["admin.example.com", "ADMIN.example.com", "admin.example.com:443", "admin.example.com.",
                   "Admin.Example.Com.:8443", "admin.example.com:"] {
             assert_eq!(at(a), Some(0), "{a}");
@@ -216,7 +218,7 @@ mod tests {
             route(RouteMatch { path_prefix: Some("/admin".into()), ..Default::default() }),
             route(RouteMatch { path_prefix: Some("/public".into()), ..Default::default() }),
         ];
-        let at = |p| select(&routes, &RouteInput { path: p, authority: "a", route_name: None, cluster: None });
+        let at = |p| select(&routes, &RouteInput { method: "GET", path: p, authority: "a", route_name: None, cluster: None });
         assert_eq!(at("/public/../admin/users"), Some(0));
         assert_eq!(at("/public/%2e%2e/admin"), Some(0));
         assert_eq!(at("/public/x"), Some(1));

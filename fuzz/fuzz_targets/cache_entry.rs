@@ -20,6 +20,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = f.tick(&host);
     let tok = std::str::from_utf8(data).unwrap_or("a.b.c");
     let headers = vec![("authorization".to_string(), format!("Bearer {tok}").into_bytes())];
-    let r = RouteInput { path: "/x", authority: "a", route_name: None, cluster: None };
+    let r = RouteInput { method: "GET", path: "/x", authority: "a", route_name: None, cluster: None };
     let _ = f.on_request(&r, &headers, &host);
 });

@@ -21,6 +21,6 @@ fuzz_target!(|data: &[u8]| {
         ("authorization".to_string(), format!("Bearer {token}").into_bytes()),
         ("cookie".to_string(), format!("a=1; access_token={token}").into_bytes()),
     ];
-    let r = RouteInput { path, authority, route_name: None, cluster: None };
+    let r = RouteInput { method: "GET", path, authority, route_name: None, cluster: None };
     let _ = f.on_request(&r, &headers, &host);
 });

@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let host = FakeHost::new(NOW_MS);
     let mut f = filter(&host);
     f.exchange_done(&[7u8; 32], CallResult::Response { status, body }, &host);
-    let r = RouteInput { path: "/x", authority: "a", route_name: None, cluster: None };
+    let r = RouteInput { method: "GET", path: "/x", authority: "a", route_name: None, cluster: None };
     if let Outcome::Call(c, p) = f.on_request(&r, &[], &host) {
         f.exchange_done(&c.key, CallResult::Response { status, body }, &host);
         let _ = f.resume(&p, &host);

@@ -13,13 +13,13 @@ fuzz_target!(|data: &[u8]| {
     cookie.extend_from_slice(data);
     for headers in [vec![("authorization".to_string(), bearer)], vec![("cookie".to_string(), cookie)]] {
         for path in ["/", "/x"] {
-            let r = RouteInput { path, authority: "a", route_name: None, cluster: None };
+            let r = RouteInput { method: "GET", path, authority: "a", route_name: None, cluster: None };
             let _ = f.on_request(&r, &headers, &host);
         }
     }
     if let Ok(s) = std::str::from_utf8(data) {
         let path = format!("/x?access_token={s}");
-        let r = RouteInput { path: &path, authority: "a", route_name: None, cluster: None };
+        let r = RouteInput { method: "GET", path: &path, authority: "a", route_name: None, cluster: None };
         let _ = f.on_request(&r, &[], &host);
         let _ = tef_core::jose::jws::parse_compact(s, 65_536);
     }

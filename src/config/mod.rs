@@ -6,12 +6,14 @@
 mod forward;
 mod providers;
 mod routes;
+mod signing;
 mod sources;
 mod sts;
 
 pub use forward::Forward;
 pub use providers::{AudiencePattern, JwksSource, Provider, RemoteJwks};
-pub use routes::{Route, RouteMatch};
+pub use routes::{MintSpec, Route, RouteMatch, MINTED_CLAIMS};
+pub use signing::Signing;
 pub use sources::Source;
 pub use sts::Sts;
 
@@ -20,6 +22,7 @@ use providers::{jwks, RawProvider};
 use routes::RawRoute;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use signing::RawSigning;
 use sources::RawSource;
 use sts::RawSts;
 
@@ -61,6 +64,8 @@ struct RawConfig {
     max_token_bytes: Option<usize>,
     #[serde(default)]
     sts: Option<RawSts>,
+    #[serde(default)]
+    signing: Option<RawSigning>,
 }
 
 #[derive(Deserialize, Default)]
@@ -91,6 +96,11 @@ pub struct Config {
     /// SHA-256 of the configuration bytes: cache entries made under another configuration never match.
     pub fingerprint: [u8; 32],
     pub sts: Option<Sts>,
+    /// The filter's own issuer and keys, for minted tokens.
+    pub signing: Option<Signing>,
+    /// Claims of a verified token that minting needs (kept with it in the caches): `sub`, `iss`,
+    /// `act` and every mint route's `copy_claims`; empty where no route mints.
+    pub carried_claims: Vec<String>,
     /// Whether any route matches on `route_name` / `cluster` (those cost a host call per request).
     pub needs_route_name: bool,
     pub needs_cluster: bool,
@@ -146,7 +156,23 @@ impl Config {
 fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError> {
     let providers = providers::providers(raw.providers)?;
     let sources = sources::sources(raw.from)?;
-    let (routes, needs_route_name, needs_cluster) = routes::routes(raw.routes, &providers, raw.sts.is_some())?;
+    let (routes, needs_route_name, needs_cluster) = routes::routes(raw.routes, &providers, raw.sts.is_some(), raw.signing.is_some())?;
+    let signing = match raw.signing {
+        None => None,
+        Some(x) => Some(signing::signing(x)?),
+    };
+    // A signing key from the environment is not in the configuration's bytes: fold the public
+    // keys into the fingerprint, so cached minted tokens never outlive a key change.
+    let fingerprint: [u8; 32] = match &signing {
+        Some(s) => {
+            let mut h = Sha256::new();
+            h.update(fingerprint);
+            h.update(s.jwks_body.as_bytes());
+            h.update(s.current.to_be_bytes());
+            h.finalize().into()
+        }
+        None => fingerprint,
+    };
     let forward = forward::forward(raw.forward, &sources)?;
     let cache_max_entries = raw.cache.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
     if !(1..=1_000_000).contains(&cache_max_entries) {
@@ -176,15 +202,26 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
     if stat_prefix.is_empty() || !stat_prefix.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.') {
         return fail("stat_prefix", "must be non-empty and use only [A-Za-z0-9_.]");
     }
-    let sets_headers = !forward.claims_to_headers.is_empty() || forward.principal_header.is_some() || routes.iter().any(|r| r.exchange.is_some());
+    let mut carried_claims: Vec<String> = Vec::new();
+    for m in routes.iter().filter_map(|r| r.mint.as_ref()) {
+        carried_claims.extend(["sub", "iss", "act"].map(String::from));
+        carried_claims.extend(m.copy_claims.iter().cloned());
+    }
+    carried_claims.sort();
+    carried_claims.dedup();
+    let sets_headers = !forward.claims_to_headers.is_empty() || forward.principal_header.is_some() || routes.iter().any(|r| r.replaces_token());
     let strip = &forward.strip_headers;
     let needed_headers = sources
         .iter()
         .all(|s| matches!(s, Source::Header { name, .. } if name == "authorization"))
         .then(|| {
             let mut v: Vec<String> = Vec::new();
-            if routes.iter().any(|r| r.matcher.path_prefix.is_some() || r.matcher.path_exact.is_some()) {
+            let serves_jwks = signing.as_ref().is_some_and(|s| s.jwks_path.is_some());
+            if serves_jwks || routes.iter().any(|r| r.matcher.path_prefix.is_some() || r.matcher.path_exact.is_some()) {
                 v.push(":path".into());
+            }
+            if serves_jwks {
+                v.push(":method".into());
             }
             if routes.iter().any(|r| r.matcher.authority.is_some()) {
                 v.push(":authority".into());
@@ -202,6 +239,8 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         routes,
         forward,
         sts,
+        signing,
+        carried_claims,
         cache_max_entries,
         cache_max_ttl_ms: cache_max_ttl_s * 1000,
         cache_local_entries,

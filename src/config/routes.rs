@@ -1,5 +1,6 @@
 //! `routes[]`: what a route matches (path, host, Envoy's route or cluster), which providers it
-//! accepts, whether it is anonymous, and its credential for the next hop (`exchange`).
+//! accepts, whether it is anonymous, and its credential for the next hop (`exchange` at the STS,
+//! or `mint`: a token the filter signs itself).
 
 use super::{fail, ConfigError, Provider};
 use crate::sts::ExchangeSpec;
@@ -34,6 +35,18 @@ pub(super) struct RawExchange {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawMint {
+    pub(super) audience: String,
+    #[serde(default)]
+    pub(super) copy_claims: Vec<String>,
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
+    #[serde(default)]
+    pub(super) nest: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawRoute {
     #[serde(rename = "match", default)]
     pub(super) matcher: RawMatch,
@@ -43,6 +56,8 @@ pub(super) struct RawRoute {
     pub(super) providers: Option<Vec<String>>,
     #[serde(default)]
     pub(super) exchange: Option<RawExchange>,
+    #[serde(default)]
+    pub(super) mint: Option<RawMint>,
 }
 
 #[derive(Deserialize, Default)]
@@ -75,12 +90,34 @@ pub struct Route {
     pub allow_anonymous: bool,
     /// Indexes into `Config::providers` allowed on this route.
     pub providers: Vec<usize>,
-    /// Exchange the token at the STS for this target; `None` forwards the original token.
+    /// Exchange the token at the STS for this target.
     pub exchange: Option<ExchangeSpec>,
+    /// Mint a token for this audience, signed by the filter. Neither: the original token is
+    /// forwarded.
+    pub mint: Option<MintSpec>,
 }
 
+impl Route {
+    /// Whether the client's token is replaced on this route (and so taken out of the request).
+    pub fn replaces_token(&self) -> bool {
+        self.exchange.is_some() || self.mint.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintSpec {
+    pub audience: String,
+    /// Claims copied from the verified token as they are.
+    pub copy_claims: Vec<String>,
+    /// Sorted, deduplicated; empty: the subject's scopes.
+    pub scopes: Vec<String>,
+}
+
+/// Claims the filter sets itself in a minted token: never copied.
+pub const MINTED_CLAIMS: [&str; 11] = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act", "scope", "sub_id", "cnf"];
+
 /// The routes, and whether any matches on Envoy's `route_name` / `cluster`.
-pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool) -> Result<(Vec<Route>, bool, bool), ConfigError> {
+pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, has_signing: bool) -> Result<(Vec<Route>, bool, bool), ConfigError> {
     let mut routes = Vec::new();
     let (mut needs_route_name, mut needs_cluster) = (false, false);
     for (i, r) in raw.into_iter().enumerate() {
@@ -152,8 +189,41 @@ pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool) 
                 Some(ExchangeSpec { audiences, resources, scopes })
             }
         };
+        let mint = match r.mint {
+            None => None,
+            Some(m) => {
+                if exchange.is_some() {
+                    return fail(format!("{f}.mint"), "a route either exchanges or mints, not both");
+                }
+                if !has_signing {
+                    return fail(format!("{f}.mint"), "needs a top-level `signing`");
+                }
+                if m.nest {
+                    return fail(format!("{f}.mint.nest"), "nested minted tokens are not supported yet");
+                }
+                if m.audience.is_empty() || m.audience.contains('*') {
+                    return fail(format!("{f}.mint.audience"), "must be non-empty and without wildcards");
+                }
+                for (j, c) in m.copy_claims.iter().enumerate() {
+                    if c.is_empty() || MINTED_CLAIMS.contains(&c.as_str()) {
+                        return fail(format!("{f}.mint.copy_claims[{j}]"), format!("\"{c}\" is set by the filter itself and cannot be copied"));
+                    }
+                }
+                let mut scopes = m.scopes;
+                if scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
+                    return fail(format!("{f}.mint.scopes"), "scopes must be non-empty and without spaces");
+                }
+                scopes.sort();
+                scopes.dedup();
+                let mut copy_claims = m.copy_claims;
+                copy_claims.sort();
+                copy_claims.dedup();
+                Some(MintSpec { audience: m.audience, copy_claims, scopes })
+            }
+        };
         routes.push(Route {
             exchange,
+            mint,
             matcher: RouteMatch {
                 path_prefix: m.path_prefix,
                 path_exact: m.path_exact,

@@ -1,6 +1,7 @@
 //! The credential for the next hop, per route: the original token forwarded as it came (the
-//! shared-token pattern; `plan::forwarded`), or a token exchanged at the STS for the route's
-//! target (`exchange`). Each further kind (mint, nested, embedded, Transaction Token) gets its
+//! shared-token pattern; `plan::forwarded`), a token exchanged at the STS for the route's target
+//! (`exchange`), or one the filter signs itself (`mint`). Each further kind (mint, nested, embedded, Transaction Token) gets its
 //! own file here.
 
 pub mod exchange;
+pub mod mint;

@@ -115,7 +115,7 @@ pub fn apply(outcome: &Outcome, present: Option<&[(String, Vec<u8>)]>) -> bool {
             apply_plan(plan, present);
             true
         }
-        Outcome::Deny(r) => {
+        Outcome::Deny(r) | Outcome::Respond(r) => {
             let headers: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let _ = hostcalls::send_http_response(r.status, headers, Some(r.body.as_bytes()));
             false

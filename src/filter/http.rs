@@ -133,10 +133,10 @@ impl HttpContext for Http {
                 .unwrap_or("")
                 .to_owned()
         };
-        let (path, authority) = (pseudo(":path"), pseudo(":authority"));
+        let (path, authority, method) = (pseudo(":path"), pseudo(":authority"), pseudo(":method"));
         let route_name = if cfg.needs_route_name { property(&["xds", "route_name"]) } else { None };
         let cluster = if cfg.needs_cluster { property(&["xds", "cluster_name"]) } else { None };
-        let input = RouteInput { path: &path, authority: &authority, route_name: route_name.as_deref(), cluster: cluster.as_deref() };
+        let input = RouteInput { method: &method, path: &path, authority: &authority, route_name: route_name.as_deref(), cluster: cluster.as_deref() };
         let host = WasmHost { metrics: &s.metrics };
         let outcome = s.filter.borrow_mut().on_request(&input, &headers, &host);
         if option_env!("TEF_PROBE") == Some("decide") {

@@ -62,7 +62,7 @@ fn hs256(header: &Value, claims: &Value, secret: &[u8]) -> String {
 fn check(s: &mut Setup, name: &str, token: &str, want: Deny) {
     let before = s.host.counter(Metric::Denied(want));
     let headers = bearer(token);
-    let r = RouteInput { path: "/", authority: "a", route_name: None, cluster: None };
+    let r = RouteInput { method: "GET", path: "/", authority: "a", route_name: None, cluster: None };
     match s.f.on_request(&r, &headers, &s.host) {
         Outcome::Deny(reply) => {
             assert!(reply.status == 401 || reply.status == 400, "{name}: {}", reply.status);
@@ -136,7 +136,7 @@ fn key_and_signature_attacks() {
     }
     // And the untouched token passes: the cases above fail for their attack, not for setup.
     let headers = bearer(&good);
-    let r = RouteInput { path: "/", authority: "a", route_name: None, cluster: None };
+    let r = RouteInput { method: "GET", path: "/", authority: "a", route_name: None, cluster: None };
     assert!(matches!(s.f.on_request(&r, &headers, &s.host), Outcome::Allow(_)));
     let ed_ok = s.ed.token(&c);
     let headers = bearer(&ed_ok);
@@ -243,7 +243,7 @@ fn claim_attacks() {
     // A fractional NumericDate is valid (RFC 7519 §2).
     let t = s.es.token(&with("exp", json!((NOW / 1000) as f64 + 300.5)));
     let headers = bearer(&t);
-    let r = RouteInput { path: "/", authority: "a", route_name: None, cluster: None };
+    let r = RouteInput { method: "GET", path: "/", authority: "a", route_name: None, cluster: None };
     assert!(matches!(s.f.on_request(&r, &headers, &s.host), Outcome::Allow(_)));
 }
 
@@ -264,7 +264,7 @@ fn typ_policy() {
     check(&mut s, "absent when only at+jwt", &t, Deny::TokenType);
     let t = s.es.token_with_header(&json!({"alg": "ES256", "kid": "es-1", "typ": "application/at+jwt"}), &c);
     let headers = bearer(&t);
-    let r = RouteInput { path: "/", authority: "a", route_name: None, cluster: None };
+    let r = RouteInput { method: "GET", path: "/", authority: "a", route_name: None, cluster: None };
     assert!(matches!(s.f.on_request(&r, &headers, &s.host), Outcome::Allow(_)));
 }
 

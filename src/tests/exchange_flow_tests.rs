@@ -68,7 +68,7 @@ fn ok_body(token: &str, expires_in: u64) -> Vec<u8> {
 }
 
 fn req(tok: &str) -> (RouteInput<'static>, Vec<(String, Vec<u8>)>) {
-    (RouteInput { path: "/orders/1", authority: "a", route_name: None, cluster: None }, bearer(tok))
+    (RouteInput { method: "GET", path: "/orders/1", authority: "a", route_name: None, cluster: None }, bearer(tok))
 }
 
 fn ask(f: &mut Filter, host: &FakeHost, tok: &str) -> Outcome {

@@ -35,7 +35,7 @@ fn config(local: &EsKey, extra: impl FnOnce(&mut Value)) -> Rc<config::Config> {
 }
 
 fn req<'a>(path: &'a str) -> RouteInput<'a> {
-    RouteInput { path, authority: "api.example.com", route_name: None, cluster: None }
+    RouteInput { method: "GET", path, authority: "api.example.com", route_name: None, cluster: None }
 }
 
 fn allowed(o: &Outcome) -> &HeaderPlan {

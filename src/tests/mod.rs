@@ -5,3 +5,4 @@ mod support;
 mod exchange_flow_tests;
 mod attack_tests;
 mod review_findings_tests;
+mod mint_tests;

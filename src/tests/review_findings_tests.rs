@@ -71,7 +71,7 @@ impl Env {
 }
 
 fn at<'a>(path: &'a str, authority: &'a str) -> RouteInput<'a> {
-    RouteInput { path, authority, route_name: None, cluster: None }
+    RouteInput { method: "GET", path, authority, route_name: None, cluster: None }
 }
 
 fn h(pairs: &[(&str, &str)]) -> Headers {

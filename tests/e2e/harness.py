@@ -37,13 +37,15 @@ def static_cluster(name: str, port: int, timeout_s: float = 2.0) -> dict:
     }
 
 
-def bootstrap(plugin_config: dict | str, clusters: list[dict], routes: list[dict] | None = None,
-              failure_policy: str = "FAIL_RELOAD") -> dict:
-    """An edge-gateway bootstrap: one listener, the wasm filter, then the router."""
-    if routes is None:
-        routes = [{"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "upstream"}}]
+def wasm_http_filter(plugin_config: dict | str, failure_policy: str = "FAIL_RELOAD", env_keys=(),
+                     vm_id: str = "token-exchange-filter") -> dict:
+    """The filter as an Envoy HTTP filter. `env_keys`: host environment variables the VM may read
+    (`vm_config.environment_variables.host_env_keys`)."""
     conf = plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config)
-    wasm = {
+    vm = {"vm_id": vm_id, "runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": wasm_path()}}}
+    if env_keys:
+        vm["environment_variables"] = {"host_env_keys": list(env_keys)}
+    return {
         "name": "envoy.filters.http.wasm",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
@@ -51,12 +53,19 @@ def bootstrap(plugin_config: dict | str, clusters: list[dict], routes: list[dict
                 "name": "token-exchange-filter",
                 "root_id": "token-exchange-filter",
                 "failure_policy": failure_policy,
-                "vm_config": {"vm_id": "token-exchange-filter", "runtime": "envoy.wasm.runtime.v8",
-                              "code": {"local": {"filename": wasm_path()}}},
+                "vm_config": vm,
                 "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": conf},
             },
         },
     }
+
+
+def bootstrap(plugin_config: dict | str, clusters: list[dict], routes: list[dict] | None = None,
+              failure_policy: str = "FAIL_RELOAD", env_keys=()) -> dict:
+    """An edge-gateway bootstrap: one listener, the wasm filter, then the router."""
+    if routes is None:
+        routes = [{"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "upstream"}}]
+    wasm = wasm_http_filter(plugin_config, failure_policy, env_keys)
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "ingress",
@@ -125,8 +134,9 @@ ALL_LOGS: list[Path] = []
 
 
 class Envoy:
-    def __init__(self, config: dict, concurrency: int = 2, name: str = "envoy"):
+    def __init__(self, config: dict, concurrency: int = 2, name: str = "envoy", env: dict | None = None):
         self.config = config
+        self.env = env
         self.concurrency = concurrency
         self.dir = Path(tempfile.mkdtemp(prefix=f"tef-{name}-"))
         self.log_path = self.dir / "envoy.log"
@@ -144,7 +154,7 @@ class Envoy:
             [envoy_binary(), "-c", str(cfg), "--concurrency", str(self.concurrency), "--disable-hot-restart",
              "--admin-address-path", str(admin_file), "-l", os.environ.get("TEF_ENVOY_LOG_LEVEL", "info"),
              "--component-log-level", "wasm:debug"],
-            stdout=self._log, stderr=subprocess.STDOUT)
+            stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(self.env or {})})
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -210,13 +220,13 @@ class Envoy:
             self._log.close()
 
 
-def validate(config: dict) -> tuple[int, str]:
+def validate(config: dict, env: dict | None = None) -> tuple[int, str]:
     """`envoy --mode validate`: runs on_vm_start/on_configure without serving."""
     d = Path(tempfile.mkdtemp(prefix="tef-validate-"))
     cfg = d / "envoy.json"
     cfg.write_text(json.dumps(config))
     p = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(cfg), "-l", "info", "--disable-hot-restart"],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
     return p.returncode, p.stdout + p.stderr
 
 

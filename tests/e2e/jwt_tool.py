@@ -58,6 +58,23 @@ class Key:
         raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return {"kty": "OKP", "kid": self.kid, "crv": "Ed25519", "alg": "EdDSA", "x": b64u(raw)}
 
+    def private_jwk(self) -> dict:
+        """The private JWK (EdDSA or ES256); its `d` is registered as a secret for the log scan."""
+        jwk = {k: v for k, v in self.public_jwk().items() if k not in ("kid", "alg", "use")}
+        if self.alg == "ES256":
+            d = self.private.private_numbers().private_value.to_bytes(32, "big")
+        elif self.alg == "EdDSA":
+            d = self.private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                           serialization.NoEncryption())
+        else:
+            raise ValueError("private JWKs for EdDSA and ES256 only")
+        jwk["d"] = b64u(d)
+        SECRETS.add(jwk["d"])
+        return jwk
+
+    def public_key(self):
+        return self.private.public_key()
+
     def sign(self, data: bytes) -> bytes:
         if self.alg == "RS256":
             return self.private.sign(data, padding.PKCS1v15(), hashes.SHA256())
@@ -98,6 +115,26 @@ def decode_unverified(token: str) -> tuple[dict, dict]:
     return json.loads(b64u_decode(h)), json.loads(b64u_decode(p))
 
 
+class PublicKey:
+    """A verification key from a JWK (EdDSA or ES256), usable with `verify`."""
+
+    def __init__(self, jwk: dict):
+        self.kid, self.alg = jwk.get("kid"), jwk["alg"]
+        if jwk["kty"] == "OKP":
+            self._pub = ed25519.Ed25519PublicKey.from_public_bytes(b64u_decode(jwk["x"]))
+        else:
+            self._pub = ec.EllipticCurvePublicNumbers(int.from_bytes(b64u_decode(jwk["x"]), "big"),
+                                                      int.from_bytes(b64u_decode(jwk["y"]), "big"),
+                                                      ec.SECP256R1()).public_key()
+
+    def public_key(self):
+        return self._pub
+
+
+def keys_from_jwks(doc: dict) -> dict:
+    return {k["kid"]: PublicKey(k) for k in doc["keys"]}
+
+
 def verify(token: str, keys: dict, leeway: float = 0) -> dict:
     """Verifies a compact JWS against `keys` (kid → Key); returns its claims or raises ValueError.
     `leeway`: seconds past `exp` still accepted (clock skew)."""
@@ -110,7 +147,7 @@ def verify(token: str, keys: dict, leeway: float = 0) -> dict:
         key = keys[header["kid"]]
         if header.get("alg") != key.alg:
             raise ValueError("alg mismatch")
-        sig, data, pub = b64u_decode(s64), f"{h64}.{p64}".encode(), key.private.public_key()
+        sig, data, pub = b64u_decode(s64), f"{h64}.{p64}".encode(), key.public_key()
         if key.alg == "RS256":
             pub.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
         elif key.alg == "ES256":

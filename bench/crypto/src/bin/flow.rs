@@ -43,7 +43,7 @@ fn main() {
     // The worker's front off: every hit is a shared-data hit (what a large population sees).
     let (mut shared, shared_host) = mk(300, 0);
     let keys = jose::jwk::parse_jwks(fx["jwks"].to_string().as_bytes()).unwrap().0;
-    let ri = route::RouteInput { path: "/orders", authority: "api.bench", route_name: None, cluster: None };
+    let ri = route::RouteInput { method: "GET", path: "/orders", authority: "api.bench", route_name: None, cluster: None };
     println!("{:<8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}", "alg", "cold", "parse", "verify", "rest", "hot", "shared", "sha256");
     for alg in ["RS256", "ES256", "EdDSA"] {
         let tok = fx["tokens"][alg].as_str().unwrap().to_owned();
@@ -77,6 +77,7 @@ fn main() {
         exp_ms: 1_800_000_300_000,
         scopes: vec!["orders:read".into(), "profile".into()],
         set: vec![("x-user-sub".into(), "bench-user-0001".into())],
+        carry: String::new(),
     };
     let hash = [7u8; 32];
     let entry = cache::encode(&hash, v.exp_ms, &flow::encode_entry(&v));

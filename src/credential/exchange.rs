@@ -159,11 +159,12 @@ impl Exchanger {
                     if cache_until > now && cfg.cache_max_ttl_ms > 0 {
                         self.cache.put(host, key, cache_until, access_token.as_bytes(), now);
                     }
-                    if until > now {
+                    if until > now && cfg.cache_max_ttl_ms > 0 {
                         self.flight.remember(key, Ok(access_token), until.min(now + 2000), false);
                     } else {
-                        // Expired at once (a subject inside its clock skew, `expires_in: 0`): it
-                        // still answers this exchange's own requests, and nothing else.
+                        // Expired at once (a subject inside its clock skew, `expires_in: 0`), or
+                        // the cache is off (`max_ttl_seconds: 0`): it still answers this
+                        // exchange's own requests, and no new one.
                         self.flight.remember(key, Ok(access_token), now + 1000, true);
                     }
                     return;

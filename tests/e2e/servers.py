@@ -182,7 +182,7 @@ class _STSHandler(_Quiet):
             cid, secret = unquote(cid.replace("+", " ")), unquote(secret.replace("+", " "))
         else:
             cid, secret = form.get("client_id", [""])[0], form.get("client_secret", [""])[0]
-        if (cid, secret) != (sts.client_id, sts.client_secret):
+        if sts.clients.get(cid) != secret:
             return self._error(401, "invalid_client")
         if form.get("grant_type") != [TOKEN_EXCHANGE]:
             return self._error(400, "unsupported_grant_type")
@@ -190,7 +190,8 @@ class _STSHandler(_Quiet):
             return self._error(400, mode)
         try:
             # 60 s of clock skew, as the filter's providers allow by default.
-            subject = jwt_tool.verify(form["subject_token"][0], sts.idp.keys, leeway=60)
+            keys = {**sts.idp.keys, **(sts.keys if sts.subject_keys is None else sts.subject_keys)}
+            subject = jwt_tool.verify(form["subject_token"][0], keys, leeway=60)
         except (KeyError, ValueError):
             return self._error(400, "invalid_grant")
         targets = form.get("audience", []) + form.get("resource", [])
@@ -207,8 +208,12 @@ class _STSHandler(_Quiet):
         if mode == "wrong_aud":
             aud = "https://elsewhere.ecomm.com"
         now = int(time.time())
+        act = {"sub": cid}
+        if isinstance(subject.get("act"), dict):
+            act["act"] = subject["act"]  # RFC 8693 4.1: the chain, newest actor outermost
         claims = {"iss": sts.issuer, "sub": subject["sub"], "aud": aud, "iat": now, "exp": now + ttl,
-                  "scope": " ".join(sorted(scope)), "act": {"sub": cid}, "orig_iss": subject["iss"]}
+                  "scope": " ".join(sorted(scope)), "act": act,
+                  "orig_iss": subject.get("orig_iss", subject["iss"])}
         key = next(iter(sts.keys.values()))
         if mode == "bad_sig":
             key = Key("ES256", kid=key.kid)
@@ -227,11 +232,18 @@ class STS(_Server):
     `expires_in` (what the answer says, when not `ttl`);
     `token_requests` counts token calls; `last_form` holds the last decoded form."""
 
-    def __init__(self, issuer: str, idp: IdP, targets, client_id="gateway", client_secret="s3cr3t", port=None):
+    def __init__(self, issuer: str, idp: IdP, targets, client_id="gateway", client_secret="s3cr3t", port=None,
+                 clients: dict | None = None, subject_keys: dict | None = None):
         super().__init__(_STSHandler, port)
         self.issuer, self.idp, self.targets = issuer, idp, set(targets)
         self.client_id, self.client_secret = client_id, client_secret
-        jwt_tool.SECRETS.add(client_secret)
+        # Further clients (id → secret), e.g. a sidecar exchanging a token for the next hop.
+        self.clients = {client_id: client_secret, **(clients or {})}
+        # Keys subject tokens may be signed with besides the IdP's (kid → key): its own, so
+        # that a token it issued can be exchanged again on the next hop.
+        self.subject_keys = subject_keys
+        for secret in self.clients.values():
+            jwt_tool.SECRETS.add(secret)
         k = Key("ES256", kid="sts-1")
         self.keys = {k.kid: k}
         self.lock = threading.Lock()
@@ -239,3 +251,44 @@ class STS(_Server):
         self.mode, self.delay, self.ttl = "ok", 0.0, 300
         self.expires_in = None
         self.last_form = self.last_raw = self.last_headers = None
+
+
+class _ServiceHandler(_Quiet):
+    def do_GET(self):
+        """Calls the next service through its outbound proxy with the token it received (and a
+        forged identity header, which must never arrive), then reports both sides."""
+        import http.client
+
+        svc = self.server_owner
+        with svc.lock:
+            svc.requests += 1
+        seen = {k.lower(): v for k, v in self.headers.items()}
+        c = http.client.HTTPConnection("127.0.0.1", svc.next_port, timeout=10)
+        try:
+            c.putrequest("GET", svc.next_path, skip_host=True, skip_accept_encoding=True)
+            c.putheader("host", svc.next_host)
+            if "authorization" in seen:
+                c.putheader("authorization", seen["authorization"])
+            c.putheader("x-user-sub", "admin")
+            c.putheader("x-caller", "forged")
+            c.endheaders()
+            r = c.getresponse()
+            body = r.read()
+            status = r.status
+        except OSError as e:
+            status, body = 599, str(e).encode()
+        finally:
+            c.close()
+        self._send(200, json.dumps({"saw": seen, "next_status": status,
+                                    "next_body": body.decode(errors="replace")}).encode())
+
+
+class Service(_Server):
+    """A service in a call chain: on every request it calls `next_path` on `next_host` through
+    the proxy at `next_port` (its sidecar's outbound listener) with the token it got."""
+
+    def __init__(self, next_port: int, next_host: str, next_path: str = "/b/echo"):
+        super().__init__(_ServiceHandler)
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.next_port, self.next_host, self.next_path = next_port, next_host, next_path

@@ -52,11 +52,22 @@ def test_bad_config_is_refused_naming_the_field(name, mutate, expect):
     assert expect in lines[0], lines[0]
 
 
-def test_shipped_edge_gateway_example_validates():
-    p = subprocess.run([envoy_binary(), "--mode", "validate", "-c", "envoy/edge-gateway.yaml", "--disable-hot-restart"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("example", ["edge-gateway", "sidecar-inbound", "sidecar-outbound"])
+def test_shipped_envoy_examples_validate(example):
+    import os
+
+    import jwt_tool
+    # The outbound sidecar reads its signing key from the environment, as it would in a pod.
+    env = {**os.environ, "TEF_SIGNING_JWK": json.dumps(jwt_tool.Key("EdDSA").private_jwk())}
+    p = subprocess.run([envoy_binary(), "--mode", "validate", "-c", f"envoy/{example}.yaml", "--disable-hot-restart"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
     assert "token-exchange-filter configured" in p.stdout + p.stderr
+    if example == "sidecar-outbound":
+        env.pop("TEF_SIGNING_JWK")
+        p = subprocess.run([envoy_binary(), "--mode", "validate", "-c", f"envoy/{example}.yaml", "--disable-hot-restart"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+        assert p.returncode != 0 and "signing.private_jwk_env" in p.stdout + p.stderr
 
 
 def test_exchange_example_config_is_accepted():

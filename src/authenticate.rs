@@ -190,7 +190,7 @@ impl Authenticator {
             Ok(exp) => exp,
             Err(e) => return Auth::Fail(e.reason, e.description),
         };
-        let Some(set) = self.claim_headers(&jws.payload) else {
+        let Some(set) = self.claim_headers(&jws.payload, token) else {
             return Auth::Fail(Deny::HeaderValue, "token claim cannot be forwarded as a header");
         };
         let v = Verified { provider: p, key_fp, exp_ms: exp_to_ms(exp), scopes: sts::subject_scopes(&jws.payload), set, carry: self.carry(&jws.payload) };
@@ -216,11 +216,11 @@ impl Authenticator {
     }
 
     /// The claim and principal headers to set.
-    fn claim_headers(&self, payload: &serde_json::Map<String, serde_json::Value>) -> Option<Vec<(String, String)>> {
+    fn claim_headers(&self, payload: &serde_json::Map<String, serde_json::Value>, token: &str) -> Option<Vec<(String, String)>> {
         let fw = &self.cfg.forward;
         let mut set = Vec::new();
         for (claim, header) in &fw.claims_to_headers {
-            if let Some(v) = payload.get(claim) {
+            if let Some(v) = claims::lookup(payload, claim) {
                 if v.is_null() {
                     continue;
                 }
@@ -231,6 +231,10 @@ impl Authenticator {
             let iss = payload.get("iss").and_then(|v| v.as_str())?;
             let sub = payload.get("sub").and_then(|v| v.as_str())?;
             set.push((h.clone(), claims::principal(iss, sub)));
+        }
+        if let Some(h) = &fw.payload_header {
+            // The payload segment exactly as it was signed (strict base64url, checked by the parser).
+            set.push((h.clone(), token.split('.').nth(1)?.to_owned()));
         }
         Some(set)
     }

@@ -42,6 +42,12 @@ pub fn audience_matches(pattern: &AudiencePattern, aud: &str) -> bool {
 
 /// Checks `iss`, `aud`, `exp`, `nbf`, `iat`, `typ` and required claims. Returns `exp` in seconds.
 pub fn check(p: &Provider, typ: Option<&str>, claims: &Map<String, Value>, now_ms: u64) -> Result<f64, ClaimsError> {
+    check_for(p, &p.audiences, typ, claims, now_ms)
+}
+
+/// `check` against `audiences` instead of the provider's own (an embedded token is meant for
+/// the route's audience).
+pub fn check_for(p: &Provider, audiences: &[AudiencePattern], typ: Option<&str>, claims: &Map<String, Value>, now_ms: u64) -> Result<f64, ClaimsError> {
     let now = now_ms as f64 / 1000.0;
     let skew = p.skew_s as f64;
     let typ_norm = typ.map(|t| {
@@ -69,7 +75,7 @@ pub fn check(p: &Provider, typ: Option<&str>, claims: &Map<String, Value>, now_m
         }
         _ => return e(Deny::Audience, "audience not allowed"),
     };
-    if !auds.iter().any(|a| p.audiences.iter().any(|pat| audience_matches(pat, a))) {
+    if !auds.iter().any(|a| audiences.iter().any(|pat| audience_matches(pat, a))) {
         return e(Deny::Audience, "audience not allowed");
     }
     let exp = match numeric_date(claims, "exp")? {
@@ -95,6 +101,21 @@ pub fn check(p: &Provider, typ: Option<&str>, claims: &Map<String, Value>, now_m
         }
     }
     Ok(exp)
+}
+
+/// A claim by name: the top-level member of exactly that name (namespaced claims such as
+/// `https://example.com/roles` contain dots), or else a path through nested objects
+/// (`realm_access.roles`).
+pub fn lookup<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    if let Some(v) = claims.get(name) {
+        return Some(v);
+    }
+    let mut parts = name.split('.');
+    let mut v = claims.get(parts.next()?)?;
+    for p in parts {
+        v = v.as_object()?.get(p)?;
+    }
+    Some(v)
 }
 
 /// JSON string with every byte outside printable ASCII escaped: safe in a header value.

@@ -9,6 +9,7 @@
 
 use crate::authenticate::{Auth, Authenticator};
 use crate::config::Config;
+use crate::credential::embedded::Embedded;
 use crate::credential::exchange::Exchanger;
 use crate::credential::mint::Minter;
 use crate::extract::{self, Extracted};
@@ -76,7 +77,7 @@ fn reply_for(cfg: &Config, d: Deny, description: &'static str) -> Reply {
         Deny::Missing => reply::missing(&cfg.realm),
         Deny::BadRequest => reply::invalid_request(&cfg.realm, description),
         Deny::JwksUnavailable | Deny::ExchangeUnavailable => reply::unavailable(description),
-        Deny::InsufficientScope => reply::insufficient_scope(&cfg.realm, description, ""),
+        Deny::InsufficientScope | Deny::Embedded => reply::insufficient_scope(&cfg.realm, description, ""),
         _ => reply::invalid_token(&cfg.realm, description),
     }
 }
@@ -114,11 +115,12 @@ pub struct Filter {
     auth: Authenticator,
     exchange: Exchanger,
     mint: Minter,
+    embedded: Embedded,
 }
 
 impl Filter {
     pub fn new(cfg: Rc<Config>) -> Filter {
-        Filter { auth: Authenticator::new(cfg.clone()), exchange: Exchanger::new(&cfg), mint: Minter::new(&cfg), cfg }
+        Filter { auth: Authenticator::new(cfg.clone()), exchange: Exchanger::new(&cfg), mint: Minter::new(&cfg), embedded: Embedded::new(&cfg), cfg }
     }
 
     /// Every provider's keys on this VM.
@@ -200,6 +202,7 @@ impl Filter {
         match p.route.map(|r| (r, &cfg.routes[r])) {
             Some((r, route)) if route.exchange.is_some() => self.exchange.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
             Some((r, route)) if route.mint.is_some() => self.mint.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
+            Some((r, route)) if route.embedded.is_some() => self.embedded.run(&cfg, &mut self.auth, p, r, v, now, host),
             _ => allow(host, crate::plan::forwarded(&cfg, v.set)),
         }
     }

@@ -22,10 +22,12 @@ pub enum Deny {
     InsufficientScope,
     ExchangeRefused,
     ExchangeUnavailable,
+    /// The route forwards an embedded token, and none for its audience verified.
+    Embedded,
 }
 
 impl Deny {
-    pub const ALL: [Deny; 18] = [
+    pub const ALL: [Deny; 19] = [
         Deny::Missing,
         Deny::BadRequest,
         Deny::Malformed,
@@ -44,6 +46,7 @@ impl Deny {
         Deny::InsufficientScope,
         Deny::ExchangeRefused,
         Deny::ExchangeUnavailable,
+        Deny::Embedded,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,6 +69,7 @@ impl Deny {
             Deny::InsufficientScope => "insufficient_scope",
             Deny::ExchangeRefused => "exchange_refused",
             Deny::ExchangeUnavailable => "exchange_unavailable",
+            Deny::Embedded => "embedded",
         }
     }
 }

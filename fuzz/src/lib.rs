@@ -34,6 +34,8 @@ pub mod reply;
 pub mod plan;
 #[path = "../../src/route.rs"]
 pub mod route;
+#[path = "../../src/signing.rs"]
+pub mod signing;
 #[path = "../../src/singleflight.rs"]
 pub mod singleflight;
 #[path = "../../src/sts.rs"]

@@ -20,6 +20,8 @@ pub(super) struct RawForward {
     pub(super) header: Option<String>,
     #[serde(default)]
     pub(super) strip_underscore_spellings: Option<bool>,
+    #[serde(default)]
+    pub(super) payload_header: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +29,8 @@ pub struct Forward {
     /// (claim, header), sorted by claim.
     pub claims_to_headers: Vec<(String, String)>,
     pub principal_header: Option<String>,
+    /// The verified payload, base64url as it was signed (like jwt_authn's `forward_payload_header`).
+    pub payload_header: Option<String>,
     /// Every header removed from the incoming request before any is set: `strip_headers` plus
     /// every header the filter sets (so a client can never supply one the token did not), with
     /// the underscore spelling of each (`x_user_sub` for `x-user-sub`).
@@ -51,6 +55,14 @@ pub(super) fn forward(fw: RawForward, sources: &[Source]) -> Result<Forward, Con
     let principal_header = match fw.principal_header {
         Some(h) => {
             let h = header_name("forward.principal_header", &h)?;
+            strip.push(h.clone());
+            Some(h)
+        }
+        None => None,
+    };
+    let payload_header = match fw.payload_header {
+        Some(h) => {
+            let h = header_name("forward.payload_header", &h)?;
             strip.push(h.clone());
             Some(h)
         }
@@ -92,5 +104,5 @@ pub(super) fn forward(fw: RawForward, sources: &[Source]) -> Result<Forward, Con
     if array_separator.is_empty() || !array_separator.bytes().all(|c| (0x20..0x7f).contains(&c)) {
         return fail("forward.array_separator", "must be non-empty printable ASCII");
     }
-    Ok(Forward { claims_to_headers, principal_header, strip_headers: strip, array_separator, header: forward_header })
+    Ok(Forward { claims_to_headers, principal_header, payload_header, strip_headers: strip, array_separator, header: forward_header })
 }

@@ -12,7 +12,7 @@ mod sts;
 
 pub use forward::Forward;
 pub use providers::{AudiencePattern, JwksSource, Provider, RemoteJwks};
-pub use routes::{MintSpec, Route, RouteMatch, MINTED_CLAIMS};
+pub use routes::{EmbeddedSpec, MintSpec, Route, RouteMatch, MINTED_CLAIMS};
 pub use signing::Signing;
 pub use sources::Source;
 pub use sts::Sts;
@@ -207,9 +207,13 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         carried_claims.extend(["sub", "iss", "act"].map(String::from));
         carried_claims.extend(m.copy_claims.iter().cloned());
     }
+    carried_claims.extend(routes.iter().filter_map(|r| r.embedded.as_ref()).map(|e| e.claim.clone()));
     carried_claims.sort();
     carried_claims.dedup();
-    let sets_headers = !forward.claims_to_headers.is_empty() || forward.principal_header.is_some() || routes.iter().any(|r| r.replaces_token());
+    let sets_headers = !forward.claims_to_headers.is_empty()
+        || forward.principal_header.is_some()
+        || forward.payload_header.is_some()
+        || routes.iter().any(|r| r.replaces_token());
     let strip = &forward.strip_headers;
     let needed_headers = sources
         .iter()

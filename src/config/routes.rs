@@ -1,6 +1,7 @@
 //! `routes[]`: what a route matches (path, host, Envoy's route or cluster), which providers it
 //! accepts, whether it is anonymous, and its credential for the next hop (`exchange` at the STS,
-//! or `mint`: a token the filter signs itself).
+//! `mint`: a token the filter signs itself, or `embedded`: a token for this route's audience that
+//! the verified token carries).
 
 use super::{fail, ConfigError, Provider};
 use crate::sts::ExchangeSpec;
@@ -47,6 +48,13 @@ pub(super) struct RawMint {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawEmbedded {
+    pub(super) claim: String,
+    pub(super) audience: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawRoute {
     #[serde(rename = "match", default)]
     pub(super) matcher: RawMatch,
@@ -58,6 +66,8 @@ pub(super) struct RawRoute {
     pub(super) exchange: Option<RawExchange>,
     #[serde(default)]
     pub(super) mint: Option<RawMint>,
+    #[serde(default)]
+    pub(super) embedded: Option<RawEmbedded>,
 }
 
 #[derive(Deserialize, Default)]
@@ -95,12 +105,21 @@ pub struct Route {
     /// Mint a token for this audience, signed by the filter. Neither: the original token is
     /// forwarded.
     pub mint: Option<MintSpec>,
+    /// Forward the token for this audience that the verified token carries in a claim.
+    pub embedded: Option<EmbeddedSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedSpec {
+    /// The claim holding the tokens: an array of tokens, or an object of audience → token.
+    pub claim: String,
+    pub audience: String,
 }
 
 impl Route {
     /// Whether the client's token is replaced on this route (and so taken out of the request).
     pub fn replaces_token(&self) -> bool {
-        self.exchange.is_some() || self.mint.is_some()
+        self.exchange.is_some() || self.mint.is_some() || self.embedded.is_some()
     }
 }
 
@@ -221,9 +240,25 @@ pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, 
                 Some(MintSpec { audience: m.audience, copy_claims, scopes })
             }
         };
+        let embedded = match r.embedded {
+            None => None,
+            Some(e) => {
+                if exchange.is_some() || mint.is_some() {
+                    return fail(format!("{f}.embedded"), "a route has one credential: exchange, mint or embedded");
+                }
+                if e.claim.is_empty() || MINTED_CLAIMS.contains(&e.claim.as_str()) {
+                    return fail(format!("{f}.embedded.claim"), "must name a claim that carries tokens");
+                }
+                if e.audience.is_empty() || e.audience.contains('*') {
+                    return fail(format!("{f}.embedded.audience"), "must be non-empty and without wildcards");
+                }
+                Some(EmbeddedSpec { claim: e.claim, audience: e.audience })
+            }
+        };
         routes.push(Route {
             exchange,
             mint,
+            embedded,
             matcher: RouteMatch {
                 path_prefix: m.path_prefix,
                 path_exact: m.path_exact,

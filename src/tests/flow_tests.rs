@@ -421,3 +421,32 @@ fn unchanged_jwks_refresh_keeps_prepared_keys() {
     }
     allowed(&g.on_request(&req("/x"), &bearer(&rotated.token(&claims(ISS, "api", "c", host.now.get()))), &host));
 }
+
+/// Claims by path (`realm_access.roles`), a namespaced claim with dots taken by its exact name,
+/// and the verified payload as one header, exactly as signed.
+#[test]
+fn nested_claims_and_the_payload_header() {
+    let host = FakeHost::new(NOW);
+    let local = EsKey::new("l1");
+    let cfg = config(&local, |v| {
+        v["forward"] = json!({"claims_to_headers": {"realm_access.roles": "x-roles", "https://ns.example/team.name": "x-team",
+                                                    "realm_access.missing": "x-missing"},
+                              "payload_header": "x-jwt-payload"});
+    });
+    let mut f = ready(&host, cfg, &[]);
+    let mut c = claims("https://local.test", "api", "alice", NOW);
+    c["realm_access"] = json!({"roles": ["admin", "ops"]});
+    c["https://ns.example/team.name"] = json!("blue");
+    let t = local.token(&c);
+    let plan = allowed(&f.on_request(&req("/x"), &bearer(&t), &host)).clone();
+    let get = |h: &str| plan.set.iter().find(|(k, _)| k == h).map(|(_, v)| v.clone());
+    assert_eq!(get("x-roles").as_deref(), Some("admin ops"));
+    assert_eq!(get("x-team").as_deref(), Some("blue"));
+    assert_eq!(get("x-missing"), None);
+    assert_eq!(get("x-jwt-payload").as_deref(), t.split('.').nth(1));
+    for h in ["x-roles", "x-team", "x-jwt-payload", "x_jwt_payload"] {
+        assert!(plan.remove.contains(&h.to_string()), "{h} is stripped first");
+    }
+    // Served again from the cache with the same headers.
+    assert_eq!(allowed(&f.on_request(&req("/x"), &bearer(&t), &host)), &plan);
+}

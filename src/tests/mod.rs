@@ -6,3 +6,4 @@ mod exchange_flow_tests;
 mod attack_tests;
 mod review_findings_tests;
 mod mint_tests;
+mod embedded_tests;

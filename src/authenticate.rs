@@ -7,7 +7,7 @@
 use crate::authorize;
 use crate::cache::SlotCache;
 use crate::claims;
-use crate::config::{Config, JwksSource};
+use crate::config::{Config, JwksSource, Nested};
 use crate::flow::Pending;
 use crate::host::Host;
 use crate::jose::jws::{self, JwsError};
@@ -16,6 +16,7 @@ use crate::keys::{KeyState, Keystore, Want};
 use crate::local::LocalCache;
 use crate::metrics::{Deny, Metric};
 use crate::sts;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::rc::Rc;
 
@@ -138,6 +139,9 @@ impl Authenticator {
         if !authorize::provider_allowed(&cfg, route, p) {
             return Auth::Fail(Deny::ProviderNotAllowed, "issuer not accepted on this route");
         }
+        if cfg.providers[p].inner_only {
+            return Auth::Fail(Deny::ProviderNotAllowed, "issuer accepted only inside a nested token");
+        }
         let provider = &cfg.providers[p];
         if provider.algorithms.as_ref().is_some_and(|a| !a.contains(&jws.alg)) {
             return Auth::Fail(Deny::Algorithm, "token algorithm not allowed");
@@ -190,8 +194,16 @@ impl Authenticator {
             Ok(exp) => exp,
             Err(e) => return Auth::Fail(e.reason, e.description),
         };
-        let Some(set) = self.claim_headers(&jws.payload, token) else {
-            return Auth::Fail(Deny::HeaderValue, "token claim cannot be forwarded as a header");
+        // A nested token: the end user's own token inside, verified as its provider's.
+        let (exp, set) = match &provider.nested {
+            None => match self.claim_headers(&jws.payload, token) {
+                Some(set) => (exp, set),
+                None => return Auth::Fail(Deny::HeaderValue, "token claim cannot be forwarded as a header"),
+            },
+            Some(n) => match self.inner(n, &jws.payload, now, host) {
+                Ok((inner_exp, set)) => (exp.min(inner_exp), set),
+                Err(a) => return a,
+            },
         };
         let v = Verified { provider: p, key_fp, exp_ms: exp_to_ms(exp), scopes: sts::subject_scopes(&jws.payload), set, carry: self.carry(&jws.payload) };
         if cfg.cache_max_ttl_ms > 0 {
@@ -202,6 +214,46 @@ impl Authenticator {
             }
         }
         Auth::Ok(v)
+    }
+
+    /// The inner token of a nested one (`outer`: the verified outer claims): verified as one of
+    /// the inner providers' (signature, `iss`, `aud`, `exp`, `typ`), one level deep, with the
+    /// outer's subject. Its `exp` and the headers to set: the claims and the principal are the
+    /// inner token's (the end user), the caller header names the outer `["iss","sub"]`.
+    fn inner(&mut self, n: &Nested, outer: &Map<String, Value>, now: u64, host: &dyn Host) -> Result<(f64, Vec<(String, String)>), Auth> {
+        let cfg = self.cfg.clone();
+        let fail = |d: &'static str| Auth::Fail(Deny::Nested, d);
+        let inner_tok = outer.get(&n.claim).and_then(Value::as_str).ok_or(fail("nested token carries no inner token"))?;
+        let jws = jws::parse(inner_tok, cfg.max_token_bytes).map_err(|_| fail("inner token malformed"))?;
+        let iss = jws.payload.get("iss").and_then(Value::as_str).unwrap_or("");
+        let ip = *n.inner_providers.iter().find(|i| cfg.providers[**i].issuer == iss).ok_or(fail("inner token issuer not trusted"))?;
+        let inner_provider = &cfg.providers[ip];
+        if inner_provider.algorithms.as_ref().is_some_and(|a| !a.contains(&jws.alg)) {
+            return Err(fail("inner token algorithm not allowed"));
+        }
+        let keys = match self.keys.state(ip, jws.kid.as_deref(), host) {
+            KeyState::Ready(k) => k,
+            KeyState::Missing => {
+                self.keys.want(ip, Want::FirstKeys);
+                return Err(Auth::Wait(ip));
+            }
+            KeyState::UnknownKid(_) => return Err(fail("inner token signing key is unknown")),
+        };
+        verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature).map_err(|_| fail("inner token signature invalid"))?;
+        let exp = claims::check(inner_provider, jws.typ.as_deref(), &jws.payload, now).map_err(|_| fail("inner token invalid"))?;
+        if jws.payload.contains_key(&n.claim) {
+            return Err(fail("nested token deeper than one level"));
+        }
+        if jws.payload.get("sub") != outer.get("sub") {
+            return Err(fail("inner and outer tokens name different subjects"));
+        }
+        let mut set = self.claim_headers(&jws.payload, inner_tok).ok_or(Auth::Fail(Deny::HeaderValue, "token claim cannot be forwarded as a header"))?;
+        if let Some(h) = &n.caller_header {
+            let outer_iss = outer.get("iss").and_then(Value::as_str).unwrap_or("");
+            let outer_sub = outer.get("sub").and_then(Value::as_str).unwrap_or("");
+            set.push((h.clone(), claims::principal(outer_iss, outer_sub)));
+        }
+        Ok((exp, set))
     }
 
     /// What minting needs of the verified claims, kept with them in the caches.

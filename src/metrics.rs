@@ -24,10 +24,12 @@ pub enum Deny {
     ExchangeUnavailable,
     /// The route forwards an embedded token, and none for its audience verified.
     Embedded,
+    /// A nested token whose inner token failed a check (or is nested deeper).
+    Nested,
 }
 
 impl Deny {
-    pub const ALL: [Deny; 19] = [
+    pub const ALL: [Deny; 20] = [
         Deny::Missing,
         Deny::BadRequest,
         Deny::Malformed,
@@ -47,6 +49,7 @@ impl Deny {
         Deny::ExchangeRefused,
         Deny::ExchangeUnavailable,
         Deny::Embedded,
+        Deny::Nested,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +73,7 @@ impl Deny {
             Deny::ExchangeRefused => "exchange_refused",
             Deny::ExchangeUnavailable => "exchange_unavailable",
             Deny::Embedded => "embedded",
+            Deny::Nested => "nested",
         }
     }
 }

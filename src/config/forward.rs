@@ -40,9 +40,10 @@ pub struct Forward {
     pub header: String,
 }
 
-pub(super) fn forward(fw: RawForward, sources: &[Source]) -> Result<Forward, ConfigError> {
+/// `also_set`: headers other sections make the filter set (a nested provider's caller header).
+pub(super) fn forward(fw: RawForward, sources: &[Source], also_set: &[String]) -> Result<Forward, ConfigError> {
     let mut claims_to_headers = Vec::new();
-    let mut strip: Vec<String> = Vec::new();
+    let mut strip: Vec<String> = also_set.to_vec();
     for (claim, h) in fw.claims_to_headers {
         let f = format!("forward.claims_to_headers.{claim}");
         if claim.is_empty() {

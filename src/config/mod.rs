@@ -11,7 +11,7 @@ mod sources;
 mod sts;
 
 pub use forward::Forward;
-pub use providers::{AudiencePattern, JwksSource, Provider, RemoteJwks};
+pub use providers::{AudiencePattern, JwksSource, Nested, Provider, RemoteJwks, NESTED_CLAIM};
 pub use routes::{EmbeddedSpec, MintSpec, Route, RouteMatch, MINTED_CLAIMS};
 pub use signing::Signing;
 pub use sources::Source;
@@ -173,7 +173,8 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         }
         None => fingerprint,
     };
-    let forward = forward::forward(raw.forward, &sources)?;
+    let caller_headers: Vec<String> = providers.iter().filter_map(|p| p.nested.as_ref()?.caller_header.clone()).collect();
+    let forward = forward::forward(raw.forward, &sources, &caller_headers)?;
     let cache_max_entries = raw.cache.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
     if !(1..=1_000_000).contains(&cache_max_entries) {
         return fail("cache.max_entries", "must be 1..1000000");

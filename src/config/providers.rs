@@ -23,6 +23,18 @@ pub(super) struct RawProvider {
     pub(super) required_claims: Vec<String>,
     #[serde(default)]
     pub(super) token_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) nested: Option<RawNested>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNested {
+    pub(super) inner_providers: Vec<String>,
+    #[serde(default)]
+    pub(super) claim: Option<String>,
+    #[serde(default)]
+    pub(super) caller_header: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -59,7 +71,26 @@ pub struct Provider {
     /// Accepted `typ` values, lowercase, without `application/`; `""` stands for an absent `typ`.
     pub token_types: Vec<String>,
     pub jwks: JwksSource,
+    /// This provider's tokens carry the end user's own token (`credential/mint.rs` with `nest`).
+    pub nested: Option<Nested>,
+    /// Named in a nested provider's `inner_providers`: its tokens are accepted only inside a
+    /// nested token, never on their own (else the edge's token would pass here directly).
+    pub inner_only: bool,
 }
+
+/// A provider whose tokens carry an inner token in a claim: the outer is checked as this
+/// provider's (audience = this service), the inner as one of `inner_providers`' (its own
+/// audience, e.g. the edge's), one level deep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nested {
+    pub inner_providers: Vec<usize>,
+    pub claim: String,
+    /// Where the caller (the outer token's `["iss","sub"]`) goes.
+    pub caller_header: Option<String>,
+}
+
+/// The claim a nested token carries its inner token in, by default.
+pub const NESTED_CLAIM: &str = "subject_token";
 
 pub enum JwksSource {
     Inline(Rc<KeySet>),
@@ -259,7 +290,40 @@ pub(super) fn providers(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigEr
                 return fail(format!("{f}.algorithms"), "no inline key can be used with these algorithms");
             }
         }
+        let nested = match p.nested {
+            None => None,
+            Some(n) => {
+                if n.inner_providers.is_empty() {
+                    return fail(format!("{f}.nested.inner_providers"), "name at least one provider");
+                }
+                let mut inner = Vec::new();
+                for (j, name) in n.inner_providers.iter().enumerate() {
+                    // Inner providers come before the outer one (no nesting of nested providers).
+                    match providers.iter().position(|q| q.name == *name) {
+                        Some(x) if providers[x].nested.is_none() => inner.push(x),
+                        Some(_) => return fail(format!("{f}.nested.inner_providers[{j}]"), "a nested provider cannot be an inner one: one level deep"),
+                        None => return fail(format!("{f}.nested.inner_providers[{j}]"), format!("unknown provider \"{name}\" (list inner providers before this one)")),
+                    }
+                }
+                let claim = n.claim.unwrap_or_else(|| NESTED_CLAIM.to_owned());
+                if claim.is_empty() {
+                    return fail(format!("{f}.nested.claim"), "must not be empty");
+                }
+                let caller_header = match n.caller_header {
+                    Some(h) => Some(super::header_name(&format!("{f}.nested.caller_header"), &h)?),
+                    None => None,
+                };
+                Some(Nested { inner_providers: inner, claim, caller_header })
+            }
+        };
+        if let Some(n) = &nested {
+            for i in &n.inner_providers {
+                providers[*i].inner_only = true;
+            }
+        }
         providers.push(Provider {
+            inner_only: false,
+            nested,
             name: p.name,
             issuer: p.issuer,
             audiences,

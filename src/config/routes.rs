@@ -130,10 +130,13 @@ pub struct MintSpec {
     pub copy_claims: Vec<String>,
     /// Sorted, deduplicated; empty: the subject's scopes.
     pub scopes: Vec<String>,
+    /// Carry the verified incoming token in the minted one (claim `subject_token`), for a next
+    /// hop that verifies both (`providers[].nested`).
+    pub nest: bool,
 }
 
 /// Claims the filter sets itself in a minted token: never copied.
-pub const MINTED_CLAIMS: [&str; 11] = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act", "scope", "sub_id", "cnf"];
+pub const MINTED_CLAIMS: [&str; 12] = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act", "scope", "sub_id", "cnf", "subject_token"];
 
 /// The routes, and whether any matches on Envoy's `route_name` / `cluster`.
 pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, has_signing: bool) -> Result<(Vec<Route>, bool, bool), ConfigError> {
@@ -217,9 +220,6 @@ pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, 
                 if !has_signing {
                     return fail(format!("{f}.mint"), "needs a top-level `signing`");
                 }
-                if m.nest {
-                    return fail(format!("{f}.mint.nest"), "nested minted tokens are not supported yet");
-                }
                 if m.audience.is_empty() || m.audience.contains('*') {
                     return fail(format!("{f}.mint.audience"), "must be non-empty and without wildcards");
                 }
@@ -237,7 +237,7 @@ pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, 
                 let mut copy_claims = m.copy_claims;
                 copy_claims.sort();
                 copy_claims.dedup();
-                Some(MintSpec { audience: m.audience, copy_claims, scopes })
+                Some(MintSpec { audience: m.audience, copy_claims, scopes, nest: m.nest })
             }
         };
         let embedded = match r.embedded {

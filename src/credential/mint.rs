@@ -12,6 +12,8 @@
 //!   nested inside it when it had one: the call chain, newest actor outermost.
 //! - `scope`: the route's `scopes` (all held by the subject, else 403) or else the subject's:
 //!   never wider. The route's `copy_claims`, as they are.
+//! - With `nest`: `subject_token`, the verified incoming token itself, so that the next hop
+//!   verifies both this hop's token (for it) and the end user's (`providers[].nested`).
 //!
 //! Minted tokens are cached per (subject token, audience, scopes) in shared data and the
 //! worker's front, until their `exp` minus a margin (a quarter of the ttl, at most 15 s), so a
@@ -100,7 +102,8 @@ impl Minter {
             }
         }
         let jti = self.jti(now);
-        let Some((claims, exp_ms)) = minted_claims(signing, spec, &v, &scopes, now, jti) else {
+        let nested = spec.nest.then_some(p.token.as_str());
+        let Some((claims, exp_ms)) = minted_claims(signing, spec, &v, &scopes, now, jti, nested) else {
             return deny(cfg, host, Deny::Claims, "token has no subject");
         };
         let header: Map<String, Value> = [("typ".to_owned(), json!(signing.typ))].into_iter().collect();
@@ -119,7 +122,15 @@ impl Minter {
 
 /// The minted token's claims (see the module doc) and its expiry in ms. `None`: the verified
 /// token has no string `sub`.
-pub fn minted_claims(signing: &Signing, spec: &MintSpec, v: &Verified, scopes: &[String], now_ms: u64, jti: String) -> Option<(Map<String, Value>, u64)> {
+pub fn minted_claims(
+    signing: &Signing,
+    spec: &MintSpec,
+    v: &Verified,
+    scopes: &[String],
+    now_ms: u64,
+    jti: String,
+    nested: Option<&str>,
+) -> Option<(Map<String, Value>, u64)> {
     let carry = crate::jose::json::parse_object(v.carry.as_bytes()).unwrap_or_default();
     let sub = carry.get("sub").and_then(Value::as_str)?;
     let orig_iss = carry.get("iss").and_then(Value::as_str).unwrap_or("");
@@ -145,6 +156,9 @@ pub fn minted_claims(signing: &Signing, spec: &MintSpec, v: &Verified, scopes: &
     c.insert("act".into(), act);
     if !scopes.is_empty() {
         c.insert("scope".into(), json!(scopes.join(" ")));
+    }
+    if let Some(inner) = nested {
+        c.insert(crate::config::NESTED_CLAIM.into(), json!(inner));
     }
     Some((c, exp_s * 1000))
 }

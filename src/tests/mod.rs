@@ -7,3 +7,4 @@ mod attack_tests;
 mod review_findings_tests;
 mod mint_tests;
 mod embedded_tests;
+mod nested_tests;

@@ -6,8 +6,9 @@
              mints, for B's audience) → B's sidecar inbound (validates aud = B) → B (echo)
     and C's sidecar inbound (aud = C), for replays.
 
-Run for the exchange variant (B trusts the STS) and the mint variant (B trusts A's sidecar,
-whose JWKS it fetches over HTTP from A's sidecar itself)."""
+Run for the exchange variant (B trusts the STS), the mint variant (B trusts A's sidecar, whose
+JWKS it fetches over HTTP from A's sidecar itself) and the nested variant (A's sidecar mints a
+token carrying the one A received; B verifies both, and names the caller in its own header)."""
 import json
 
 import pytest
@@ -64,21 +65,30 @@ class Chain:
             b_provider = {"name": "sts", "issuer": STS_ISS, "jwks": jwks_remote("sts")}
         else:
             self.sidecar_key = jwt_tool.Key("EdDSA", kid="a-sidecar-1")
+            mint = {"audience": B, "nest": variant == "nested"}
             a_out = {"providers": [sts_provider],
                      "signing": {"issuer": A_SIDECAR, "kid": self.sidecar_key.kid, "alg": "EdDSA",
                                  "private_jwk": self.sidecar_key.private_jwk(), "ttl_seconds": 60,
                                  "jwks_path": SIDECAR_JWKS},
-                     "routes": [{"match": {"cluster": "b"}, "mint": {"audience": B}}], "forward": FORWARD}
+                     "routes": [{"match": {"cluster": "b"}, "mint": mint}], "forward": FORWARD}
             # B trusts A's sidecar through the JWKS A's sidecar serves.
             b_provider = {"name": "a-sidecar", "issuer": A_SIDECAR,
                           "jwks": {"cluster": "a_out", "path": SIDECAR_JWKS, "refresh_seconds": 300, "timeout_ms": 1000}}
+            if variant == "nested":
+                # The inner token is the one A received (from the STS, for A): trusted only inside.
+                b_provider["nested"] = {"inner_providers": ["sts"], "caller_header": "x-caller"}
         common = [static_cluster("idp", self.idp.port), static_cluster("sts", self.sts.port),
                   static_cluster("a_out", ports["a_out"])]
         self.envoys = {}
+        def inbound_for(aud):
+            conf = inbound({**b_provider, "audiences": [aud]})
+            if variant == "nested":
+                conf["providers"].insert(0, sts_provider)
+            return conf
         plan = [
             ("a_out", a_out, static_cluster("b", ports["b_in"]), "b"),
-            ("b_in", inbound({**b_provider, "audiences": [B]}), static_cluster("svc", self.b.port), "svc"),
-            ("c_in", inbound({**b_provider, "audiences": [C]}), static_cluster("svc", self.c.port), "svc"),
+            ("b_in", inbound_for(B), static_cluster("svc", self.b.port), "svc"),
+            ("c_in", inbound_for(C), static_cluster("svc", self.c.port), "svc"),
             ("a_in", inbound(sts_provider), static_cluster("svc", self.service_a.port), "svc"),
             ("edge", edge, static_cluster("svc", ports["a_in"]), "svc"),
         ]
@@ -101,7 +111,7 @@ class Chain:
             s.stop()
 
 
-@pytest.fixture(scope="module", params=["exchange", "mint"])
+@pytest.fixture(scope="module", params=["exchange", "mint", "nested"])
 def chain(request):
     c = Chain(request.param)
     yield c
@@ -140,7 +150,11 @@ def test_b_receives_a_token_meant_for_b_carrying_the_end_user_and_the_chain(chai
     # The identity headers each hop sets are the verified ones; forged ones never arrive.
     assert a_saw["x-user-sub"] == "alice"
     assert b_saw["x-user-sub"] == ["alice"], "A's forged x-user-sub: admin was stripped"
-    assert "x-caller" not in b_saw
+    if chain.variant == "nested":
+        assert b_claims["subject_token"] == a_saw["authorization"][7:], "A's own token travels inside"
+        assert b_saw["x-caller"] == [json.dumps([A_SIDECAR, "alice"], separators=(",", ":"))], "not A's forged one"
+    else:
+        assert "x-caller" not in b_saw
 
 
 def test_a_token_for_a_replayed_straight_to_b_is_refused(chain):
@@ -149,7 +163,8 @@ def test_a_token_for_a_replayed_straight_to_b_is_refused(chain):
     r = request(chain.envoys["b_in"].port, "/b/echo", [("authorization", a_saw["authorization"])])
     assert r.status == 401, r
     assert chain.b.requests == n
-    assert chain.envoys["b_in"].stats()["denied.audience" if chain.variant == "exchange" else "denied.issuer"] >= 1
+    expect = {"exchange": "denied.audience", "mint": "denied.issuer", "nested": "denied.provider_not_allowed"}
+    assert chain.envoys["b_in"].stats()[expect[chain.variant]] >= 1
 
 
 def test_a_token_for_b_replayed_to_c_is_refused(chain):

@@ -20,7 +20,6 @@ use crate::keys::KeyState;
 use crate::metrics::Deny;
 use crate::plan;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// Embedded tokens tried per request at most.
 pub const MAX_CANDIDATES: usize = 16;
@@ -63,14 +62,7 @@ impl Embedded {
         if let Some(tok) = auth.local.exchanged(&p.token, route, now) {
             return allow(host, plan::replaced(cfg, &p.removal, v.set, tok));
         }
-        let mut h = Sha256::new();
-        h.update(cfg.fingerprint);
-        h.update(crate::authenticate::ENTRY_VERSION);
-        h.update([3u8]);
-        h.update(p.token.as_bytes());
-        h.update([0u8]);
-        h.update(spec.audience.as_bytes());
-        let key: [u8; 32] = h.finalize().into();
+        let key = super::cache_key(cfg, super::Kind::Embedded, &p.token, &[std::slice::from_ref(&spec.audience)]);
         if let Some((tok, until)) = self.cache.get(host, &key, now).filter(|_| caching) {
             if let Ok(tok) = String::from_utf8(tok) {
                 auth.local.put_exchanged(&p.token, route, &tok, until, now);

@@ -3,7 +3,7 @@
 //! (token, target) in shared data and the worker's front, with one STS call per key however many
 //! requests wait (`singleflight.rs`). Every STS fault fails closed.
 
-use crate::authenticate::{exp_to_ms, Authenticator, Verified, ENTRY_VERSION};
+use crate::authenticate::{exp_to_ms, Authenticator, Verified};
 use crate::authorize;
 use crate::cache::SlotCache;
 use crate::config::Config;
@@ -17,7 +17,6 @@ use crate::plan;
 use crate::reply::{self, Reply};
 use crate::singleflight::{Flight, Key, SingleFlight};
 use crate::sts::{self, ExchangeSpec, Failure, StsAnswer};
-use sha2::{Digest, Sha256};
 
 /// What the answer of an exchange in flight is checked against.
 struct InFlight {
@@ -48,19 +47,7 @@ impl Exchanger {
     }
 
     fn key(cfg: &Config, token: &str, spec: &ExchangeSpec, scopes: &[String]) -> Key {
-        let mut h = Sha256::new();
-        h.update(cfg.fingerprint);
-        h.update(ENTRY_VERSION);
-        h.update([1u8]);
-        h.update(token.as_bytes());
-        for list in [&spec.audiences, &spec.resources, &scopes.to_vec()] {
-            h.update([0u8]);
-            for v in list.iter() {
-                h.update(v.as_bytes());
-                h.update([0xffu8]);
-            }
-        }
-        h.finalize().into()
+        super::cache_key(cfg, super::Kind::Exchange, token, &[&spec.audiences, &spec.resources, scopes])
     }
 
     /// An exchanged token found in a cache (this worker's front or shared data).

@@ -19,7 +19,7 @@
 //! worker's front, until their `exp` minus a margin (a quarter of the ttl, at most 15 s), so a
 //! hot request signs nothing.
 
-use crate::authenticate::{Authenticator, Verified, ENTRY_VERSION};
+use crate::authenticate::{Authenticator, Verified};
 use crate::authorize;
 use crate::cache::SlotCache;
 use crate::config::{Config, MintSpec, Signing};
@@ -29,7 +29,6 @@ use crate::metrics::{Deny, Metric};
 use crate::plan;
 use crate::singleflight::Key;
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
@@ -52,18 +51,7 @@ impl Minter {
     }
 
     fn key(cfg: &Config, token: &str, spec: &MintSpec) -> Key {
-        let mut h = Sha256::new();
-        h.update(cfg.fingerprint);
-        h.update(ENTRY_VERSION);
-        h.update([2u8]);
-        h.update(token.as_bytes());
-        h.update([0u8]);
-        h.update(spec.audience.as_bytes());
-        for s in &spec.scopes {
-            h.update([0u8]);
-            h.update(s.as_bytes());
-        }
-        h.finalize().into()
+        super::cache_key(cfg, super::Kind::Mint, token, &[std::slice::from_ref(&spec.audience), &spec.scopes])
     }
 
     fn jti(&mut self, now: u64) -> String {

@@ -27,6 +27,8 @@ pub struct Verified {
     /// `Jwk::fp` of the key that verified the token: a cached result is served only while the
     /// provider's current keys still hold that key (review finding F8).
     pub key_fp: u64,
+    /// A nested token's inner key: (provider, `Jwk::fp`), held to the same rule.
+    pub inner_key: Option<(usize, u64)>,
     pub exp_ms: u64,
     pub scopes: Vec<String>,
     pub set: Vec<(String, String)>,
@@ -94,7 +96,7 @@ impl Authenticator {
     /// A token found in a cache (this worker's front or shared data).
     /// `None`: the key that verified it has left the provider's keys since: verify again.
     fn claims_hit(&self, v: Verified, route: Option<usize>, waited: Option<&Pending>, host: &dyn Host) -> Option<Auth> {
-        if !self.keys.holds_key(v.provider, v.key_fp) {
+        if !self.keys.holds_key(v.provider, v.key_fp) || v.inner_key.is_some_and(|(ip, fp)| !self.keys.holds_key(ip, fp)) {
             return None;
         }
         if waited.is_none() {
@@ -195,17 +197,17 @@ impl Authenticator {
             Err(e) => return Auth::Fail(e.reason, e.description),
         };
         // A nested token: the end user's own token inside, verified as its provider's.
-        let (exp, set) = match &provider.nested {
+        let (exp, set, inner_key) = match &provider.nested {
             None => match self.claim_headers(&jws.payload, token) {
-                Some(set) => (exp, set),
+                Some(set) => (exp, set, None),
                 None => return Auth::Fail(Deny::HeaderValue, "token claim cannot be forwarded as a header"),
             },
             Some(n) => match self.inner(n, &jws.payload, now, host) {
-                Ok((inner_exp, set)) => (exp.min(inner_exp), set),
+                Ok((inner_exp, set, inner_key)) => (exp.min(inner_exp), set, Some(inner_key)),
                 Err(a) => return a,
             },
         };
-        let v = Verified { provider: p, key_fp, exp_ms: exp_to_ms(exp), scopes: sts::subject_scopes(&jws.payload), set, carry: self.carry(&jws.payload) };
+        let v = Verified { provider: p, key_fp, inner_key, exp_ms: exp_to_ms(exp), scopes: sts::subject_scopes(&jws.payload), set, carry: self.carry(&jws.payload) };
         if cfg.cache_max_ttl_ms > 0 {
             let until = v.exp_ms.min(now.saturating_add(cfg.cache_max_ttl_ms));
             if until > now {
@@ -220,7 +222,8 @@ impl Authenticator {
     /// the inner providers' (signature, `iss`, `aud`, `exp`, `typ`), one level deep, with the
     /// outer's subject. Its `exp` and the headers to set: the claims and the principal are the
     /// inner token's (the end user), the caller header names the outer `["iss","sub"]`.
-    fn inner(&mut self, n: &Nested, outer: &Map<String, Value>, now: u64, host: &dyn Host) -> Result<(f64, Vec<(String, String)>), Auth> {
+    #[allow(clippy::type_complexity)]
+    fn inner(&mut self, n: &Nested, outer: &Map<String, Value>, now: u64, host: &dyn Host) -> Result<(f64, Vec<(String, String)>, (usize, u64)), Auth> {
         let cfg = self.cfg.clone();
         let fail = |d: &'static str| Auth::Fail(Deny::Nested, d);
         let inner_tok = outer.get(&n.claim).and_then(Value::as_str).ok_or(fail("nested token carries no inner token"))?;
@@ -239,7 +242,8 @@ impl Authenticator {
             }
             KeyState::UnknownKid(_) => return Err(fail("inner token signing key is unknown")),
         };
-        verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature).map_err(|_| fail("inner token signature invalid"))?;
+        let inner_fp = verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature)
+            .map_err(|_| fail("inner token signature invalid"))?;
         let exp = claims::check(inner_provider, jws.typ.as_deref(), &jws.payload, now).map_err(|_| fail("inner token invalid"))?;
         if jws.payload.contains_key(&n.claim) {
             return Err(fail("nested token deeper than one level"));
@@ -253,7 +257,7 @@ impl Authenticator {
             let outer_sub = outer.get("sub").and_then(Value::as_str).unwrap_or("");
             set.push((h.clone(), claims::principal(outer_iss, outer_sub)));
         }
-        Ok((exp, set))
+        Ok((exp, set, (ip, inner_fp)))
     }
 
     /// What minting needs of the verified claims, kept with them in the caches.
@@ -293,14 +297,23 @@ impl Authenticator {
 }
 
 /// Hashed into every cache key: bump it when an entry's layout changes.
-pub const ENTRY_VERSION: &[u8] = b"entry-v3";
+pub const ENTRY_VERSION: &[u8] = b"entry-v4";
 
-/// Claims-cache payload: provider, key fingerprint, subject `exp` (ms), scopes, the carried
+/// Claims-cache payload: provider, key fingerprint, the inner key of a nested token (flag, then
+/// provider and fingerprint), subject `exp` (ms), scopes, the carried
 /// claims (JSON), then `name \0 value \0` per header. Neither contains NUL (control bytes in
 /// header values are refused before caching; JSON escapes them).
 pub fn encode_entry(v: &Verified) -> Vec<u8> {
     let mut out = vec![v.provider as u8];
     out.extend_from_slice(&v.key_fp.to_be_bytes());
+    match v.inner_key {
+        Some((ip, fp)) => {
+            out.push(1);
+            out.push(ip as u8);
+            out.extend_from_slice(&fp.to_be_bytes());
+        }
+        None => out.push(0),
+    }
     out.extend_from_slice(&v.exp_ms.to_be_bytes());
     out.extend_from_slice(v.scopes.join(" ").as_bytes());
     out.push(0);
@@ -316,15 +329,20 @@ pub fn encode_entry(v: &Verified) -> Vec<u8> {
 }
 
 pub fn decode_entry(bytes: &[u8]) -> Option<Verified> {
-    if bytes.len() < 18 {
-        return None;
-    }
-    let provider = bytes[0] as usize;
-    let mut fp = [0u8; 8];
-    fp.copy_from_slice(&bytes[1..9]);
-    let mut e = [0u8; 8];
-    e.copy_from_slice(&bytes[9..17]);
-    let mut parts = bytes[17..].split(|c| *c == 0);
+    let u64_at = |at: usize| -> Option<u64> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(bytes.get(at..at + 8)?);
+        Some(u64::from_be_bytes(b))
+    };
+    let provider = *bytes.first()? as usize;
+    let key_fp = u64_at(1)?;
+    let (inner_key, at) = match *bytes.get(9)? {
+        0 => (None, 10),
+        1 => (Some((*bytes.get(10)? as usize, u64_at(11)?)), 19),
+        _ => return None,
+    };
+    let exp_ms = u64_at(at)?;
+    let mut parts = bytes.get(at + 8..)?.split(|c| *c == 0);
     let scopes = std::str::from_utf8(parts.next()?).ok()?.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
     let carry = String::from_utf8(parts.next()?.to_vec()).ok()?;
     let mut set = Vec::new();
@@ -335,5 +353,5 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Verified> {
         let v = parts.next()?;
         set.push((String::from_utf8(k.to_vec()).ok()?, String::from_utf8(v.to_vec()).ok()?));
     }
-    Some(Verified { provider, key_fp: u64::from_be_bytes(fp), exp_ms: u64::from_be_bytes(e), scopes, set, carry })
+    Some(Verified { provider, key_fp, inner_key, exp_ms, scopes, set, carry })
 }

@@ -132,3 +132,37 @@ fn nested_configuration_is_checked() {
         assert_eq!(e.field, field, "{e}");
     }
 }
+
+/// A cached nested verification ends when the inner provider's key leaves its JWKS (as F8 for
+/// the outer key): the worker's front and shared data both re-verify.
+#[test]
+fn a_cached_nested_token_ends_with_its_inner_key() {
+    let host = FakeHost::new(NOW);
+    let idp = EsKey::new("idp-1");
+    let sidecar = EsKey::new("a1");
+    let v = json!({
+        "providers": [
+            {"name": "idp", "issuer": IDP, "audiences": [EDGE_AUD],
+             "jwks": {"cluster": "idp", "path": "/jwks", "refresh_seconds": 60, "min_refetch_seconds": 1}},
+            {"name": "a-sidecar", "issuer": A_SIDECAR, "audiences": [B], "jwks": {"inline": {"keys": [sidecar.jwk()]}},
+             "nested": {"inner_providers": ["idp"]}}
+        ]
+    });
+    let mut f = Filter::new(Rc::new(config::parse(v.to_string().as_bytes()).unwrap()));
+    f.init(&host);
+    assert_eq!(f.tick(&host).len(), 1);
+    let other = EsKey::new("idp-2");
+    f.fetch_done(0, Ok(super::support::jwks(&[idp.jwk(), other.jwk()])), &host);
+    let mut c = claims(A_SIDECAR, B, "alice", NOW);
+    c["subject_token"] = json!(idp.token(&claims(IDP, EDGE_AUD, "alice", NOW)));
+    let tok = sidecar.token(&c);
+    headers(&f.on_request(&at("/x"), &bearer(&tok), &host));
+    headers(&f.on_request(&at("/x"), &bearer(&tok), &host));
+    assert_eq!(host.counter(Metric::CacheHit), 1);
+    host.advance(61_000);
+    assert_eq!(f.tick(&host).len(), 1);
+    f.fetch_done(0, Ok(super::support::jwks(&[other.jwk()])), &host);
+    let o = f.on_request(&at("/x"), &bearer(&tok), &host);
+    assert!(matches!(&o, Outcome::Deny(r) if r.status == 401), "{o:?}");
+    assert_eq!(host.counter(Metric::Denied(Deny::Nested)), 1);
+}

@@ -74,6 +74,7 @@ fn main() {
     let v = flow::Verified {
         provider: 0,
         key_fp: 0,
+        inner_key: None,
         exp_ms: 1_800_000_300_000,
         scopes: vec!["orders:read".into(), "profile".into()],
         set: vec![("x-user-sub".into(), "bench-user-0001".into())],

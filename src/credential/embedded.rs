@@ -58,24 +58,17 @@ impl Embedded {
         let Some(spec) = cfg.routes[route].embedded.as_ref() else {
             return deny(cfg, host, Deny::Embedded, "no embedded token configured");
         };
-        let caching = cfg.cache_max_ttl_ms > 0;
         if let Some(tok) = auth.local.exchanged(&p.token, route, now) {
             return allow(host, plan::replaced(cfg, &p.removal, v.set, tok));
         }
         let key = super::cache_key(cfg, super::Kind::Embedded, &p.token, &[std::slice::from_ref(&spec.audience)]);
-        if let Some((tok, until)) = self.cache.get(host, &key, now).filter(|_| caching) {
-            if let Ok(tok) = String::from_utf8(tok) {
-                auth.local.put_exchanged(&p.token, route, &tok, until, now);
-                return allow(host, plan::replaced(cfg, &p.removal, v.set, &tok));
-            }
+        if let Some(tok) = super::from_shared(cfg, &self.cache, &mut auth.local, &p.token, route, &key, now, host) {
+            return allow(host, plan::replaced(cfg, &p.removal, v.set, &tok));
         }
         for t in candidates(&v.carry, spec) {
             if let Some(exp_ms) = verify_for(cfg, auth, v.provider, &t, &spec.audience, now, host) {
                 let until = exp_ms.min(v.exp_ms).min(now.saturating_add(cfg.cache_max_ttl_ms));
-                if caching && until > now {
-                    self.cache.put(host, &key, until, t.as_bytes(), now);
-                    auth.local.put_exchanged(&p.token, route, &t, until, now);
-                }
+                super::keep(cfg, &self.cache, &mut auth.local, &p.token, route, &key, &t, until, now, host);
                 return allow(host, plan::replaced(cfg, &p.removal, v.set, &t));
             }
         }

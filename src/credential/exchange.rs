@@ -69,16 +69,12 @@ impl Exchanger {
             Ok(s) => s,
             Err(r) => return deny_with(host, Deny::InsufficientScope, r),
         };
-        let caching = cfg.cache_max_ttl_ms > 0;
         if let Some(tok) = auth.local.exchanged(&p.token, route, now) {
             return Self::hit(cfg, p, v, tok, resumed, host);
         }
         let key = Self::key(cfg, &p.token, spec, &scopes);
-        if let Some((tok, until)) = self.cache.get(host, &key, now).filter(|_| caching) {
-            if let Ok(tok) = String::from_utf8(tok) {
-                auth.local.put_exchanged(&p.token, route, &tok, until, now);
-                return Self::hit(cfg, p, v, &tok, resumed, host);
-            }
+        if let Some(tok) = super::from_shared(cfg, &self.cache, &mut auth.local, &p.token, route, &key, now, host) {
+            return Self::hit(cfg, p, v, &tok, resumed, host);
         }
         match self.flight.check(&key, now, resumed, host) {
             Flight::Done(Ok(tok)) => return allow(host, plan::replaced(cfg, &p.removal, v.set, &tok)),

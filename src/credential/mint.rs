@@ -74,7 +74,6 @@ impl Minter {
             Ok(s) => s,
             Err(r) => return deny_with(host, Deny::InsufficientScope, r),
         };
-        let caching = cfg.cache_max_ttl_ms > 0;
         if let Some(tok) = auth.local.exchanged(&p.token, route, now) {
             if !resumed {
                 host.count(Metric::MintCacheHit);
@@ -82,12 +81,9 @@ impl Minter {
             return allow(host, plan::replaced(cfg, &p.removal, v.set, tok));
         }
         let key = Self::key(cfg, &p.token, spec);
-        if let Some((tok, until)) = self.cache.get(host, &key, now).filter(|_| caching) {
-            if let Ok(tok) = String::from_utf8(tok) {
-                host.count(Metric::MintCacheHit);
-                auth.local.put_exchanged(&p.token, route, &tok, until, now);
-                return allow(host, plan::replaced(cfg, &p.removal, v.set, &tok));
-            }
+        if let Some(tok) = super::from_shared(cfg, &self.cache, &mut auth.local, &p.token, route, &key, now, host) {
+            host.count(Metric::MintCacheHit);
+            return allow(host, plan::replaced(cfg, &p.removal, v.set, &tok));
         }
         let jti = self.jti(now);
         let nested = spec.nest.then_some(p.token.as_str());
@@ -100,10 +96,7 @@ impl Minter {
         };
         host.count(Metric::MintOk);
         let until = exp_ms.saturating_sub(margin_ms(signing.ttl_ms)).min(now.saturating_add(cfg.cache_max_ttl_ms));
-        if caching && until > now {
-            self.cache.put(host, &key, until, token.as_bytes(), now);
-            auth.local.put_exchanged(&p.token, route, &token, until, now);
-        }
+        super::keep(cfg, &self.cache, &mut auth.local, &p.token, route, &key, &token, until, now, host);
         allow(host, plan::replaced(cfg, &p.removal, v.set, &token))
     }
 }

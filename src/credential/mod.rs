@@ -8,7 +8,10 @@ pub mod embedded;
 pub mod exchange;
 pub mod mint;
 
+use crate::cache::SlotCache;
 use crate::config::Config;
+use crate::host::Host;
+use crate::local::LocalCache;
 use crate::singleflight::Key;
 use sha2::{Digest, Sha256};
 
@@ -36,4 +39,28 @@ pub fn cache_key(cfg: &Config, kind: Kind, token: &str, parts: &[&[String]]) -> 
         }
     }
     h.finalize().into()
+}
+
+/// A credential kept in shared data under `key` (with the cache on); it then fills this
+/// worker's front for `token` on `route`. (The front itself is asked first, by the caller,
+/// before `key` is computed: a hot request hashes nothing.)
+#[allow(clippy::too_many_arguments)]
+pub fn from_shared(cfg: &Config, cache: &SlotCache, local: &mut LocalCache, token: &str, route: usize, key: &Key, now: u64, host: &dyn Host) -> Option<String> {
+    if cfg.cache_max_ttl_ms == 0 {
+        return None;
+    }
+    let (cred, until) = cache.get(host, key, now)?;
+    let cred = String::from_utf8(cred).ok()?;
+    local.put_exchanged(token, route, &cred, until, now);
+    Some(cred)
+}
+
+/// Keeps a new credential until `until_ms` in shared data and this worker's front (with the
+/// cache on, and only if it lives past now).
+#[allow(clippy::too_many_arguments)]
+pub fn keep(cfg: &Config, cache: &SlotCache, local: &mut LocalCache, token: &str, route: usize, key: &Key, cred: &str, until_ms: u64, now: u64, host: &dyn Host) {
+    if cfg.cache_max_ttl_ms > 0 && until_ms > now {
+        cache.put(host, key, until_ms, cred.as_bytes(), now);
+        local.put_exchanged(token, route, cred, until_ms, now);
+    }
 }

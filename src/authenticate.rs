@@ -135,7 +135,7 @@ impl Authenticator {
             Err(e) => return Auth::Fail(Deny::Malformed, e.description()),
         };
         let iss = jws.payload.get("iss").and_then(|v| v.as_str()).unwrap_or("");
-        let Some(p) = cfg.providers.iter().position(|x| x.issuer == iss) else {
+        let Some(&p) = cfg.by_issuer.get(iss) else {
             return Auth::Fail(Deny::Issuer, "issuer not trusted");
         };
         if !authorize::provider_allowed(&cfg, route, p) {
@@ -149,8 +149,17 @@ impl Authenticator {
             return Auth::Fail(Deny::Algorithm, "token algorithm not allowed");
         }
         let started = waited.map(|w| w.started_ms).unwrap_or(now);
+        // A key without a `kid` that verifies a token naming an unknown one (RFC 7515 §4.1.4).
+        let mut kidless_fp = None;
         let keys = match self.keys.state(p, jws.kid.as_deref(), host) {
             KeyState::Ready(k) => k,
+            KeyState::UnknownKid(set) if {
+                kidless_fp = verify::verify_with_keys(&set, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature).ok();
+                kidless_fp.is_some()
+            } =>
+            {
+                set
+            }
             KeyState::Missing => {
                 let m = self.keys.meta(p);
                 // Fail fast while a recent fetch failure's back-off runs.
@@ -186,7 +195,11 @@ impl Authenticator {
                 };
             }
         };
-        let key_fp = match verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature) {
+        let verified = match kidless_fp {
+            Some(fp) => Ok(fp),
+            None => verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature),
+        };
+        let key_fp = match verified {
             Ok(fp) => fp,
             // The kid exists but is for another algorithm (e.g. an ES256 token naming an RSA key).
             Err(VerifyError::NoKeyForAlgorithm) => return Auth::Fail(Deny::Algorithm, "token algorithm does not match its key"),
@@ -240,7 +253,8 @@ impl Authenticator {
                 self.keys.want(ip, Want::FirstKeys);
                 return Err(Auth::Wait(ip));
             }
-            KeyState::UnknownKid(_) => return Err(fail("inner token signing key is unknown")),
+            // Keys without a `kid` are still candidates (`KeySet::candidates`).
+            KeyState::UnknownKid(set) => set,
         };
         let inner_fp = verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature)
             .map_err(|_| fail("inner token signature invalid"))?;
@@ -267,7 +281,7 @@ impl Authenticator {
             return String::new();
         }
         let m: serde_json::Map<String, serde_json::Value> =
-            wanted.iter().filter_map(|c| payload.get(c).map(|v| (c.clone(), v.clone()))).collect();
+            wanted.iter().filter_map(|c| claims::lookup(payload, c).map(|v| (c.clone(), v.clone()))).collect();
         serde_json::Value::Object(m).to_string()
     }
 

@@ -61,6 +61,9 @@ pub fn check_for(p: &Provider, audiences: &[AudiencePattern], typ: Option<&str>,
         Some(Value::String(s)) if *s == p.issuer => {}
         _ => return e(Deny::Issuer, "issuer not trusted"),
     }
+    if id_token(p, typ_norm.as_deref(), claims) {
+        return e(Deny::IdToken, "an ID token is not an access token");
+    }
     let auds: Vec<&str> = match claims.get("aud") {
         Some(Value::String(s)) => vec![s.as_str()],
         Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_AUDIENCES => {
@@ -101,6 +104,32 @@ pub fn check_for(p: &Provider, audiences: &[AudiencePattern], typ: Option<&str>,
         }
     }
     Ok(exp)
+}
+
+/// Whether a verified token is an OpenID Connect ID token rather than an access token (a
+/// substitution: ID tokens are for the client that received them). With `refuse_id_tokens`
+/// (the default), in order:
+/// 1. `typ: at+jwt` (RFC 9068) declares an access token: not an ID token.
+/// 2. Any of `id_token_claims` present (`nonce`, `at_hash`, `c_hash`, `s_hash`): an ID token.
+/// 3. A `typ` claim of `"ID"` (Keycloak marks its ID tokens so; its access tokens say `Bearer`).
+/// 4. Every `aud` one of the provider's `client_ids`: an ID token (it is meant for a client).
+///
+/// `aud` = `azp` is not a rule: Entra ID gives an app that exposes its own API exactly that.
+pub fn id_token(p: &Provider, typ_norm: Option<&str>, claims: &Map<String, Value>) -> bool {
+    if !p.refuse_id_tokens || typ_norm == Some("at+jwt") {
+        return false;
+    }
+    if p.id_token_claims.iter().any(|c| claims.contains_key(c)) || claims.get("typ").and_then(Value::as_str) == Some("ID") {
+        return true;
+    }
+    if p.client_ids.is_empty() {
+        return false;
+    }
+    match claims.get("aud") {
+        Some(Value::String(a)) => p.client_ids.contains(a),
+        Some(Value::Array(a)) => !a.is_empty() && a.iter().all(|x| x.as_str().is_some_and(|x| p.client_ids.iter().any(|c| c == x))),
+        _ => false,
+    }
 }
 
 /// A claim by name: the top-level member of exactly that name (namespaced claims such as

@@ -183,7 +183,10 @@ impl Filter {
     fn decide(&mut self, p: &Pending, now: u64, resumed: bool, host: &dyn Host) -> Outcome {
         let waited = resumed.then_some(p);
         match self.auth.authenticate(&p.token, p.route, now, waited, host) {
-            Auth::Ok(v) => self.credential(p, v, now, resumed, host),
+            Auth::Ok(v) => match crate::authorize::authorize(&self.cfg, p.route, &v) {
+                Ok(()) => self.credential(p, v, now, resumed, host),
+                Err(r) => deny_with(host, Deny::Forbidden, r),
+            },
             Auth::Fail(d, desc) => deny(&self.cfg, host, d, desc),
             Auth::Unavailable => deny(&self.cfg, host, Deny::JwksUnavailable, "signing keys unavailable"),
             Auth::Wait(provider) => {

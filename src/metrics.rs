@@ -26,10 +26,14 @@ pub enum Deny {
     Embedded,
     /// A nested token whose inner token failed a check (or is nested deeper).
     Nested,
+    /// The route's `require` rules (scopes, claim values) do not hold: 403.
+    Forbidden,
+    /// An OpenID Connect ID token presented as an access token.
+    IdToken,
 }
 
 impl Deny {
-    pub const ALL: [Deny; 20] = [
+    pub const ALL: [Deny; 22] = [
         Deny::Missing,
         Deny::BadRequest,
         Deny::Malformed,
@@ -50,6 +54,8 @@ impl Deny {
         Deny::ExchangeUnavailable,
         Deny::Embedded,
         Deny::Nested,
+        Deny::Forbidden,
+        Deny::IdToken,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +80,8 @@ impl Deny {
             Deny::ExchangeUnavailable => "exchange_unavailable",
             Deny::Embedded => "embedded",
             Deny::Nested => "nested",
+            Deny::Forbidden => "forbidden",
+            Deny::IdToken => "id_token",
         }
     }
 }

@@ -132,6 +132,7 @@ pub fn select(routes: &[Route], r: &RouteInput) -> Option<usize> {
             && m.authority.as_deref().is_none_or(|a| host == a)
             && m.route_name.as_deref().is_none_or(|n| r.route_name == Some(n))
             && m.cluster.as_deref().is_none_or(|c| r.cluster == Some(c))
+            && (m.methods.is_empty() || m.methods.iter().any(|x| x == r.method))
     })
 }
 
@@ -141,7 +142,7 @@ mod tests {
     use crate::config::RouteMatch;
 
     fn route(m: RouteMatch) -> Route {
-        Route { matcher: m, allow_anonymous: false, providers: vec![], exchange: None, mint: None, embedded: None }
+        Route { matcher: m, allow_anonymous: false, providers: vec![], exchange: None, mint: None, embedded: None, require: None }
     }
 
     #[test]

@@ -47,10 +47,13 @@ pub fn form_encode(s: &str) -> String {
 pub fn subject_scopes(claims: &Map<String, Value>) -> Vec<String> {
     let mut v: Vec<String> = match (claims.get("scope"), claims.get("scp")) {
         (Some(Value::String(s)), _) => s.split_whitespace().map(str::to_owned).collect(),
+        (Some(Value::Array(a)), _) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
         (_, Some(Value::Array(a))) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
         (_, Some(Value::String(s))) => s.split_whitespace().map(str::to_owned).collect(),
         _ => Vec::new(),
     };
+    // A scope is a space-free token (RFC 6749 §3.3): array members that are not are no scope.
+    v.retain(|s| !s.is_empty() && !s.contains(char::is_whitespace));
     v.sort();
     v.dedup();
     v

@@ -5,6 +5,7 @@
 
 mod forward;
 mod providers;
+mod require;
 mod routes;
 mod signing;
 mod sources;
@@ -12,6 +13,7 @@ mod sts;
 
 pub use forward::Forward;
 pub use providers::{AudiencePattern, JwksSource, Nested, Provider, RemoteJwks, NESTED_CLAIM};
+pub use require::Require;
 pub use routes::{EmbeddedSpec, MintSpec, Route, RouteMatch, MINTED_CLAIMS};
 pub use signing::Signing;
 pub use sources::Source;
@@ -83,6 +85,8 @@ struct RawCache {
 
 pub struct Config {
     pub providers: Vec<Provider>,
+    /// `iss` → index into `providers`: one lookup however many providers there are.
+    pub by_issuer: std::collections::HashMap<String, usize>,
     pub sources: Vec<Source>,
     pub routes: Vec<Route>,
     pub forward: Forward,
@@ -98,8 +102,9 @@ pub struct Config {
     pub sts: Option<Sts>,
     /// The filter's own issuer and keys, for minted tokens.
     pub signing: Option<Signing>,
-    /// Claims of a verified token that minting needs (kept with it in the caches): `sub`, `iss`,
-    /// `act` and every mint route's `copy_claims`; empty where no route mints.
+    /// Claims of a verified token that minting, embedded tokens and `require.claims` need (kept
+    /// with it in the caches, by the name configured, dotted paths resolved): `sub`, `iss`, `act`
+    /// and every mint route's `copy_claims`; empty where no route needs any.
     pub carried_claims: Vec<String>,
     /// Whether any route matches on `route_name` / `cluster` (those cost a host call per request).
     pub needs_route_name: bool,
@@ -209,6 +214,7 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         carried_claims.extend(m.copy_claims.iter().cloned());
     }
     carried_claims.extend(routes.iter().filter_map(|r| r.embedded.as_ref()).map(|e| e.claim.clone()));
+    carried_claims.extend(routes.iter().filter_map(|r| r.require.as_ref()).flat_map(|q| q.claims.iter().map(|(c, _)| c.clone())));
     carried_claims.sort();
     carried_claims.dedup();
     let sets_headers = !forward.claims_to_headers.is_empty()
@@ -225,7 +231,7 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
             if serves_jwks || routes.iter().any(|r| r.matcher.path_prefix.is_some() || r.matcher.path_exact.is_some()) {
                 v.push(":path".into());
             }
-            if serves_jwks {
+            if serves_jwks || routes.iter().any(|r| !r.matcher.methods.is_empty()) {
                 v.push(":method".into());
             }
             if routes.iter().any(|r| r.matcher.authority.is_some()) {
@@ -238,7 +244,9 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
             v
         });
     let strip_unread = needed_headers.is_some() && sets_headers && !strip.is_empty();
+    let by_issuer = providers.iter().enumerate().map(|(i, p)| (p.issuer.clone(), i)).collect();
     Ok(Config {
+        by_issuer,
         providers,
         sources,
         routes,

@@ -25,6 +25,12 @@ pub(super) struct RawProvider {
     pub(super) token_types: Option<Vec<String>>,
     #[serde(default)]
     pub(super) nested: Option<RawNested>,
+    #[serde(default)]
+    pub(super) refuse_id_tokens: Option<bool>,
+    #[serde(default)]
+    pub(super) id_token_claims: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) client_ids: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -76,7 +82,18 @@ pub struct Provider {
     /// Named in a nested provider's `inner_providers`: its tokens are accepted only inside a
     /// nested token, never on their own (else the edge's token would pass here directly).
     pub inner_only: bool,
+    /// OpenID Connect ID tokens are refused (`claims::id_token`).
+    pub refuse_id_tokens: bool,
+    /// Claims whose presence marks an ID token (default `nonce`, `at_hash`, `c_hash`, `s_hash`).
+    pub id_token_claims: Vec<String>,
+    /// The IdP's OAuth client ids: a token meant only for them (every `aud` one of these) is an
+    /// ID token, not a token for an API.
+    pub client_ids: Vec<String>,
 }
+
+/// The claims that only OpenID Connect ID tokens carry (OIDC Core §2, §3.1.3.6, §3.3.2.11;
+/// FAPI's `s_hash`).
+pub const ID_TOKEN_CLAIMS: [&str; 4] = ["nonce", "at_hash", "c_hash", "s_hash"];
 
 /// A provider whose tokens carry an inner token in a claim: the outer is checked as this
 /// provider's (audience = this service), the inner as one of `inner_providers`' (its own
@@ -221,6 +238,7 @@ pub(super) fn providers(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigEr
         return fail("providers", "at most 255 providers");
     }
     let mut providers: Vec<Provider> = Vec::new();
+    let mut issuers = std::collections::HashSet::new();
     for (i, p) in raw.into_iter().enumerate() {
         let f = format!("providers[{i}]");
         if p.name.is_empty() || !p.name.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c)) {
@@ -232,7 +250,7 @@ pub(super) fn providers(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigEr
         if p.issuer.is_empty() {
             return fail(format!("{f}.issuer"), "must not be empty");
         }
-        if providers.iter().any(|q| q.issuer == p.issuer) {
+        if !issuers.insert(p.issuer.clone()) {
             return fail(format!("{f}.issuer"), "another provider has the same issuer (providers are chosen by `iss`)");
         }
         if p.audiences.is_empty() {
@@ -321,7 +339,20 @@ pub(super) fn providers(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigEr
                 providers[*i].inner_only = true;
             }
         }
+        let id_token_claims = p.id_token_claims.unwrap_or_else(|| ID_TOKEN_CLAIMS.map(String::from).to_vec());
+        if let Some(j) = id_token_claims.iter().position(String::is_empty) {
+            return fail(format!("{f}.id_token_claims[{j}]"), "must not be empty");
+        }
+        if let Some(j) = p.client_ids.iter().position(String::is_empty) {
+            return fail(format!("{f}.client_ids[{j}]"), "must not be empty");
+        }
+        if let Some(j) = p.client_ids.iter().position(|c| audiences.iter().any(|a| crate::claims::audience_matches(a, c))) {
+            return fail(format!("{f}.client_ids[{j}]"), "is also an accepted audience: a token for a client is not a token for this API");
+        }
         providers.push(Provider {
+            refuse_id_tokens: p.refuse_id_tokens.unwrap_or(true),
+            id_token_claims,
+            client_ids: p.client_ids,
             inner_only: false,
             nested,
             name: p.name,

@@ -3,6 +3,7 @@
 //! `mint`: a token the filter signs itself, or `embedded`: a token for this route's audience that
 //! the verified token carries).
 
+use super::require::{self, RawRequire, Require};
 use super::{fail, ConfigError, Provider};
 use crate::sts::ExchangeSpec;
 use serde::Deserialize;
@@ -68,6 +69,8 @@ pub(super) struct RawRoute {
     pub(super) mint: Option<RawMint>,
     #[serde(default)]
     pub(super) embedded: Option<RawEmbedded>,
+    #[serde(default)]
+    pub(super) require: Option<RawRequire>,
 }
 
 #[derive(Deserialize, Default)]
@@ -83,6 +86,8 @@ pub(super) struct RawMatch {
     pub(super) route_name: Option<String>,
     #[serde(default)]
     pub(super) cluster: Option<String>,
+    #[serde(default)]
+    pub(super) methods: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -92,6 +97,8 @@ pub struct RouteMatch {
     pub authority: Option<String>,
     pub route_name: Option<String>,
     pub cluster: Option<String>,
+    /// `:method` is one of these (uppercase); empty: any method.
+    pub methods: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +114,8 @@ pub struct Route {
     pub mint: Option<MintSpec>,
     /// Forward the token for this audience that the verified token carries in a claim.
     pub embedded: Option<EmbeddedSpec>,
+    /// Authorization on the verified claims (`authorize.rs`), before the credential.
+    pub require: Option<Require>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +173,29 @@ pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, 
                 }
                 Some(host)
             }
+        };
+        let methods = match m.methods {
+            None => Vec::new(),
+            Some(list) if list.is_empty() => return fail(format!("{f}.match.methods"), "must not be empty (omit it to match every method)"),
+            Some(list) => {
+                let mut v = Vec::new();
+                for (j, x) in list.into_iter().enumerate() {
+                    if x.is_empty() || !x.bytes().all(|c| c.is_ascii_uppercase()) {
+                        return fail(format!("{f}.match.methods[{j}]"), format!("\"{x}\": methods are uppercase tokens (GET, POST, ...)"));
+                    }
+                    v.push(x);
+                }
+                v.sort();
+                v.dedup();
+                v
+            }
+        };
+        if r.allow_anonymous && r.require.is_some() {
+            return fail(format!("{f}.require"), "an anonymous route cannot require claims (a request without a token has none)");
+        }
+        let require = match r.require {
+            None => None,
+            Some(x) => Some(require::require(&format!("{f}.require"), x)?),
         };
         needs_route_name |= m.route_name.is_some();
         needs_cluster |= m.cluster.is_some();
@@ -259,12 +291,14 @@ pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, 
             exchange,
             mint,
             embedded,
+            require,
             matcher: RouteMatch {
                 path_prefix: m.path_prefix,
                 path_exact: m.path_exact,
                 authority,
                 route_name: m.route_name,
                 cluster: m.cluster,
+                methods,
             },
             allow_anonymous: r.allow_anonymous,
             providers: allowed,

@@ -194,12 +194,20 @@ pub struct KeySet {
     pub keys: Vec<Jwk>,
 }
 
+/// How many keys without a `kid` a token that names one may be tried against.
+pub const MAX_KIDLESS_CANDIDATES: usize = 4;
+
 impl KeySet {
-    /// Candidate keys for a token: same algorithm, and the same `kid` when the token names one.
+    /// Candidate keys for a token: same algorithm, and the same `kid` when the token names one;
+    /// then, for a token that names a `kid`, up to `MAX_KIDLESS_CANDIDATES` keys of its algorithm
+    /// that have no `kid` (the `kid` is a hint, RFC 7515 §4.1.4: Envoy's `jwt_authn` tries such
+    /// keys too).
     pub fn candidates<'a>(&'a self, alg: Alg, kid: Option<&'a str>) -> impl Iterator<Item = &'a Jwk> {
+        let kidless = if kid.is_some() { MAX_KIDLESS_CANDIDATES } else { 0 };
         self.keys
             .iter()
             .filter(move |k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid))
+            .chain(self.keys.iter().filter(move |k| k.alg == alg && k.kid.is_none()).take(kidless))
     }
 
     pub fn holds(&self, fp: u64) -> bool {

@@ -8,3 +8,4 @@ mod review_findings_tests;
 mod mint_tests;
 mod embedded_tests;
 mod nested_tests;
+mod authorize_tests;

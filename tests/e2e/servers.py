@@ -2,9 +2,11 @@
 counter) and an upstream that echoes the request headers it received."""
 import base64
 import json
+import os
 import socket
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt_tool
@@ -111,6 +113,24 @@ class IdP(_Server):
 
     def jwks(self) -> dict:
         return {"keys": [k.public_jwk() for k in self.keys.values()] + list(self.extra_jwks)}
+
+    def access_token(self, api: str, client_id: str = "web-app", sub: str = "alice", rfc9068: bool = False,
+                     alg: str = "ES256", **extra) -> str:
+        """An access token as OIDC IdPs issue them: `aud` the API, `azp` the client (RFC 9068's
+        `typ: at+jwt` and `client_id` with `rfc9068`)."""
+        c = jwt_tool.claims(self.issuer, api, sub=sub, azp=client_id, scope="openid read", **extra)
+        header = None
+        if rfc9068:
+            c["client_id"] = client_id
+            header = {"typ": "at+jwt"}
+        return jwt_tool.encode(self.key(alg), c, header=header)
+
+    def id_token(self, client_id: str = "web-app", sub: str = "alice", alg: str = "ES256", **extra) -> str:
+        """An OpenID Connect ID token (OIDC Core §2): `aud` and `azp` the client, `nonce`,
+        `at_hash`, `auth_time`."""
+        c = jwt_tool.claims(self.issuer, client_id, sub=sub, azp=client_id, nonce=uuid.uuid4().hex,
+                            at_hash=jwt_tool.b64u(os.urandom(16)), auth_time=int(time.time()), **extra)
+        return jwt_tool.encode(self.key(alg), c)
 
 
 class _EchoHandler(_Quiet):

@@ -1,0 +1,143 @@
+"""Issue 13 in a real Envoy: per-route authorization (`require` with scopes and claims, methods
+in `match`), ID tokens refused while the same IdP's access tokens pass, a JWKS key without a
+`kid`, and fifty issuers side by side."""
+import pytest
+
+import jwt_tool
+from conftest import start_envoy, stop_all
+from harness import Envoy, bootstrap, static_cluster, www_authenticate_error
+from servers import Echo, IdP
+
+ISS = "https://idp.ecomm.com"
+API = "https://api.ecomm.com"
+
+
+@pytest.fixture(scope="module")
+def stack():
+    idp = IdP(ISS, algs=("ES256",)).start()
+    kidless = jwt_tool.Key("ES256")
+    jwk = kidless.public_jwk()
+    del jwk["kid"]
+    idp.extra_jwks.append(jwk)
+    echo = Echo().start()
+    plugin = {
+        "providers": [{"name": "idp", "issuer": ISS, "audiences": [API], "client_ids": ["web-app"],
+                       "jwks": {"cluster": "idp", "path": "/jwks"}}],
+        "routes": [
+            {"match": {"path_prefix": "/admin", "methods": ["POST", "DELETE"]},
+             "require": {"scopes_all": ["admin"], "scopes_any": ["ops", "sre"], "claims": {"groups": ["ops"]}}},
+            {"match": {"path_prefix": "/admin"}, "require": {"scopes_any": ["read", "admin"]}},
+            {"match": {"path_prefix": "/reports"},
+             "require": {"claims": {"realm_access.roles": ["auditor"], "email_verified": True}}},
+            {"match": {"path_prefix": "/"}},
+        ],
+        "forward": {"principal_header": "x-principal", "strip_headers": ["groups", "x-scope"]},
+    }
+    envoy = start_envoy(Envoy(bootstrap(plugin, [static_cluster("idp", idp.port), static_cluster("upstream", echo.port)]),
+                              name="authorization"))
+    yield idp, echo, envoy, kidless
+    stop_all(envoy, idp, echo)
+
+
+def tok(idp, **extra):
+    c = jwt_tool.claims(ISS, API, sub="alice", **extra)
+    return jwt_tool.encode(idp.key("ES256"), c)
+
+
+ADMIN = {"scope": "admin ops", "groups": ["dev", "ops"]}
+CASES = [
+    # (name, method, path, claims, status, expected WWW-Authenticate scope attribute or None)
+    ("admin POST allowed", "POST", "/admin/users", ADMIN, 200, None),
+    ("admin DELETE allowed", "DELETE", "/admin/users/1", ADMIN, 200, None),
+    ("admin POST without admin scope", "POST", "/admin/users", {"scope": "ops", "groups": ["ops"]}, 403, "admin"),
+    ("admin POST with none of ops/sre", "POST", "/admin/users", {"scope": "admin", "groups": ["ops"]}, 403, "ops sre"),
+    ("admin POST outside the ops group", "POST", "/admin/users", {"scope": "admin sre", "groups": ["dev"]}, 403, ""),
+    ("admin GET needs read or admin only", "GET", "/admin/users", {"scope": "read"}, 200, None),
+    ("admin GET without either", "GET", "/admin/users", {"scope": "write"}, 403, "admin read"),
+    ("reports with the role", "GET", "/reports/q1", {"realm_access": {"roles": ["auditor"]}, "email_verified": True}, 200, None),
+    ("reports unverified email", "GET", "/reports/q1", {"realm_access": {"roles": ["auditor"]}, "email_verified": False}, 403, ""),
+    ("reports without the role", "GET", "/reports/q1", {"realm_access": {"roles": ["viewer"]}, "email_verified": True}, 403, ""),
+    ("other paths need no rule", "PUT", "/orders/1", {"scope": "write"}, 200, None),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_per_route_and_method_authorization(stack, case):
+    idp, echo, envoy, _ = stack
+    _, method, path, claims, status, scope = case
+    n, before = echo.requests, envoy.stats().get("denied.forbidden", 0)
+    r = envoy.get(path, [("authorization", f"Bearer {tok(idp, **claims)}")], method=method)
+    assert r.status == status, r
+    if status == 200:
+        assert echo.requests == n + 1
+        return
+    assert echo.requests == n, "a refused request never reaches the upstream"
+    assert www_authenticate_error(r) == "insufficient_scope"
+    www = r.header("www-authenticate")
+    if scope:
+        assert f'scope="{scope}"' in www, www
+    else:
+        assert "scope=" not in www.replace("insufficient_scope", ""), www
+    assert envoy.stats()["denied.forbidden"] - before == 1
+
+
+def test_client_headers_never_decide(stack):
+    idp, echo, envoy, _ = stack
+    t = tok(idp, scope="admin sre", groups=["dev"])
+    r = envoy.get("/admin/users", [("authorization", f"Bearer {t}"), ("groups", "ops"), ("x-scope", "admin ops")], method="POST")
+    assert r.status == 403, r
+
+
+def test_id_tokens_are_refused_and_access_tokens_pass(stack):
+    idp, _, envoy, _ = stack
+    before = envoy.stats().get("denied.id_token", 0)
+    # An ID token whose audience the operator (wrongly) also accepts still fails: nonce, at_hash.
+    for t in [idp.id_token(), idp.id_token(client_id=API), idp.id_token(client_id=API, typ="ID")]:
+        r = envoy.get("/orders", [("authorization", f"Bearer {t}")])
+        assert r.status in (401,), r
+        assert www_authenticate_error(r) == "invalid_token"
+    # The first is for the client only (aud web-app, a configured client id): refused as an ID token too.
+    assert envoy.stats()["denied.id_token"] - before == 3
+    for t in [idp.access_token(API), idp.access_token(API, rfc9068=True)]:
+        r = envoy.get("/orders", [("authorization", f"Bearer {t}")])
+        assert r.status == 200, r
+        assert r.upstream_headers["x-principal"] == [f'["{ISS}","alice"]']
+
+
+def test_a_key_without_kid_is_a_candidate(stack):
+    idp, _, envoy, kidless = stack
+    c = jwt_tool.claims(ISS, API, sub="bob")
+    r = envoy.get("/orders", [("authorization", f"Bearer {jwt_tool.encode(kidless, c, kid='rotated-2026')}")])
+    assert r.status == 200, r
+    assert r.upstream_headers["x-principal"] == [f'["{ISS}","bob"]']
+    forged = jwt_tool.encode(jwt_tool.Key("ES256"), c, kid="rotated-2026")
+    assert envoy.get("/orders", [("authorization", f"Bearer {forged}")]).status == 401
+
+
+def test_fifty_issuers_keep_their_subjects_apart():
+    keys = [jwt_tool.Key("ES256", kid=f"k{i}") for i in range(50)]
+    echo = Echo().start()
+    plugin = {
+        "providers": [{"name": f"idp{i}", "issuer": f"https://idp{i}.ecomm.com", "audiences": [API],
+                       "jwks": {"inline": {"keys": [k.public_jwk()]}}} for i, k in enumerate(keys)],
+        "forward": {"principal_header": "x-principal"},
+    }
+    envoy = start_envoy(Envoy(bootstrap(plugin, [static_cluster("upstream", echo.port)]), name="issuers50"))
+    try:
+        seen = set()
+        for i in (0, 1, 17, 48, 49):
+            iss = f"https://idp{i}.ecomm.com"
+            t = jwt_tool.encode(keys[i], jwt_tool.claims(iss, API, sub="alice"))
+            r = envoy.get("/", [("authorization", f"Bearer {t}")])
+            assert r.status == 200, r
+            principal = r.upstream_headers["x-principal"][0]
+            assert principal == f'["{iss}","alice"]'
+            seen.add(principal)
+            # Another issuer's key cannot speak for this one.
+            wrong = jwt_tool.encode(keys[(i + 1) % 50], jwt_tool.claims(iss, API, sub="alice"), kid=f"k{i}")
+            assert envoy.get("/", [("authorization", f"Bearer {wrong}")]).status == 401
+        assert len(seen) == 5
+        stats = envoy.stats()
+        assert not any("alice" in k for k in stats), "metrics never carry a subject"
+    finally:
+        stop_all(envoy, echo)

@@ -9,6 +9,7 @@ use crate::cache::SlotCache;
 use crate::claims;
 use crate::config::{Config, JwksSource, Nested};
 use crate::flow::Pending;
+use crate::introspector::{self, Introspector};
 use crate::host::Host;
 use crate::jose::jws::{self, JwsError};
 use crate::jose::verify::{self, VerifyError};
@@ -43,13 +44,22 @@ pub enum Auth {
     Unavailable,
     /// Wait for this provider's keys.
     Wait(usize),
+    /// Dispatch this introspection call (its deadline), then decide again.
+    Call(crate::flow::ExchangeCall, u64),
+    /// Another request's introspection is in flight until this deadline: wait for it.
+    WaitCall(u64),
 }
+
+/// `Verified::key_fp` of an introspected token: no key verified it, the server vouched for it.
+pub const INTROSPECTED: u64 = u64::MAX;
 
 /// Per-VM authentication state: every provider's keys, the claims cache, the worker's front.
 pub struct Authenticator {
-    cfg: Rc<Config>,
+    pub(crate) cfg: Rc<Config>,
     pub keys: Keystore,
-    claims_cache: SlotCache,
+    pub(crate) claims_cache: SlotCache,
+    /// Opaque tokens (`introspector.rs`).
+    pub(crate) intro: Introspector,
     /// This worker's own front for the claims and exchange caches.
     pub local: LocalCache,
 }
@@ -77,6 +87,7 @@ impl Authenticator {
         Authenticator {
             keys: Keystore::new(&cfg),
             claims_cache: SlotCache::new(&format!("{ns}/claims"), cfg.cache_max_entries),
+            intro: Introspector::new(&cfg),
             local: LocalCache::new(if cfg.cache_max_ttl_ms > 0 { cfg.cache_local_entries as usize } else { 0 }),
             cfg,
         }
@@ -96,11 +107,15 @@ impl Authenticator {
     /// A token found in a cache (this worker's front or shared data).
     /// `None`: the key that verified it has left the provider's keys since: verify again.
     fn claims_hit(&self, v: Verified, route: Option<usize>, waited: Option<&Pending>, host: &dyn Host) -> Option<Auth> {
-        if !self.keys.holds_key(v.provider, v.key_fp) || v.inner_key.is_some_and(|(ip, fp)| !self.keys.holds_key(ip, fp)) {
+        let introspected = v.key_fp == INTROSPECTED;
+        if !introspected && (!self.keys.holds_key(v.provider, v.key_fp) || v.inner_key.is_some_and(|(ip, fp)| !self.keys.holds_key(ip, fp))) {
             return None;
         }
         if waited.is_none() {
             host.count(Metric::CacheHit);
+            if introspected {
+                host.count(Metric::IntrospectionCacheHit);
+            }
         }
         if !authorize::provider_allowed(&self.cfg, route, v.provider) {
             return Some(Auth::Fail(Deny::ProviderNotAllowed, "issuer not accepted on this route"));
@@ -129,6 +144,11 @@ impl Authenticator {
             }
         }
 
+        if introspector::is_opaque(token) {
+            if let Some(p) = introspector::provider_for(&cfg, route) {
+                return self.introspect(p, token, &key, now, waited, host);
+            }
+        }
         let jws = match jws::parse(token, cfg.max_token_bytes) {
             Ok(j) => j,
             Err(JwsError::AlgorithmNotAllowed) => return Auth::Fail(Deny::Algorithm, "token algorithm not allowed"),
@@ -211,7 +231,7 @@ impl Authenticator {
         };
         // A nested token: the end user's own token inside, verified as its provider's.
         let (exp, set, inner_key) = match &provider.nested {
-            None => match self.claim_headers(&jws.payload, token) {
+            None => match self.claim_headers(&jws.payload, token.split('.').nth(1)) {
                 Some(set) => (exp, set, None),
                 None => return Auth::Fail(Deny::HeaderValue, "token claim cannot be forwarded as a header"),
             },
@@ -265,7 +285,7 @@ impl Authenticator {
         if jws.payload.get("sub") != outer.get("sub") {
             return Err(fail("inner and outer tokens name different subjects"));
         }
-        let mut set = self.claim_headers(&jws.payload, inner_tok).ok_or(Auth::Fail(Deny::HeaderValue, "token claim cannot be forwarded as a header"))?;
+        let mut set = self.claim_headers(&jws.payload, inner_tok.split('.').nth(1)).ok_or(Auth::Fail(Deny::HeaderValue, "token claim cannot be forwarded as a header"))?;
         if let Some(h) = &n.caller_header {
             let outer_iss = outer.get("iss").and_then(Value::as_str).unwrap_or("");
             let outer_sub = outer.get("sub").and_then(Value::as_str).unwrap_or("");
@@ -275,7 +295,7 @@ impl Authenticator {
     }
 
     /// What minting needs of the verified claims, kept with them in the caches.
-    fn carry(&self, payload: &serde_json::Map<String, serde_json::Value>) -> String {
+    pub(crate) fn carry(&self, payload: &serde_json::Map<String, serde_json::Value>) -> String {
         let wanted = &self.cfg.carried_claims;
         if wanted.is_empty() {
             return String::new();
@@ -285,8 +305,9 @@ impl Authenticator {
         serde_json::Value::Object(m).to_string()
     }
 
-    /// The claim and principal headers to set.
-    fn claim_headers(&self, payload: &serde_json::Map<String, serde_json::Value>, token: &str) -> Option<Vec<(String, String)>> {
+    /// The claim and principal headers to set. `payload_b64`: what `forward.payload_header`
+    /// carries (a JWT's payload segment exactly as it was signed).
+    pub(crate) fn claim_headers(&self, payload: &serde_json::Map<String, serde_json::Value>, payload_b64: Option<&str>) -> Option<Vec<(String, String)>> {
         let fw = &self.cfg.forward;
         let mut set = Vec::new();
         for (claim, header) in &fw.claims_to_headers {
@@ -304,7 +325,7 @@ impl Authenticator {
         }
         if let Some(h) = &fw.payload_header {
             // The payload segment exactly as it was signed (strict base64url, checked by the parser).
-            set.push((h.clone(), token.split('.').nth(1)?.to_owned()));
+            set.push((h.clone(), payload_b64?.to_owned()));
         }
         Some(set)
     }

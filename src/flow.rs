@@ -27,6 +27,8 @@ pub use crate::plan::HeaderPlan;
 pub enum WaitKind {
     Keys(usize),
     Exchange,
+    /// An introspection call.
+    Call,
 }
 
 /// A paused request: enough to decide it again.
@@ -39,9 +41,12 @@ pub struct Pending {
     pub started_ms: u64,
     pub deadline_ms: u64,
     pub kind: WaitKind,
-    /// Whether this request already led a callout: it never leads a second one.
-    pub led: bool,
+    /// The callouts this request already led (`LED_*`): it never leads a second of a kind.
+    pub led: u8,
 }
+
+pub const LED_EXCHANGE: u8 = 1;
+pub const LED_INTROSPECTION: u8 = 2;
 
 /// A callout the glue must dispatch, then report with `exchange_done(key, …)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +72,7 @@ pub enum Outcome {
 
 /// How a callout ended, as the glue saw it.
 pub enum CallResult<'a> {
-    Response { status: &'a str, body: &'a [u8] },
+    Response { status: &'a str, body: &'a [u8], content_type: Option<&'a str>, cache_control: Option<&'a str> },
     DispatchFailed,
 }
 
@@ -76,7 +81,7 @@ fn reply_for(cfg: &Config, d: Deny, description: &'static str) -> Reply {
     match d {
         Deny::Missing => reply::missing(&cfg.realm),
         Deny::BadRequest => reply::invalid_request(&cfg.realm, description),
-        Deny::JwksUnavailable | Deny::ExchangeUnavailable => reply::unavailable(description),
+        Deny::JwksUnavailable | Deny::ExchangeUnavailable | Deny::IntrospectionUnavailable => reply::unavailable(description),
         Deny::InsufficientScope | Deny::Embedded => reply::insufficient_scope(&cfg.realm, description, ""),
         _ => reply::invalid_token(&cfg.realm, description),
     }
@@ -135,6 +140,7 @@ impl Filter {
     /// Every tick: JWKS sync/refresh, and forget callout state past its time.
     pub fn tick(&mut self, host: &dyn Host) -> Vec<FetchRequest> {
         self.exchange.tick(host.now_ms());
+        self.auth.intro.tick(host.now_ms());
         self.auth.keys.tick(host)
     }
 
@@ -167,7 +173,7 @@ impl Filter {
             Some(_) => extract::removal_plan(&cfg.sources, sources, headers, r.path),
             None => HeaderPlan::default(),
         };
-        let p = Pending { token, route, removal, started_ms: now, deadline_ms: now, kind: WaitKind::Exchange, led: false };
+        let p = Pending { token, route, removal, started_ms: now, deadline_ms: now, kind: WaitKind::Exchange, led: 0 };
         self.decide(&p, now, false, host)
     }
 
@@ -189,6 +195,8 @@ impl Filter {
             },
             Auth::Fail(d, desc) => deny(&self.cfg, host, d, desc),
             Auth::Unavailable => deny(&self.cfg, host, Deny::JwksUnavailable, "signing keys unavailable"),
+            Auth::Call(call, deadline_ms) => Outcome::Call(call, Pending { deadline_ms, kind: WaitKind::Call, led: p.led | LED_INTROSPECTION, ..p.clone() }),
+            Auth::WaitCall(deadline_ms) => Outcome::Wait(Pending { deadline_ms, kind: WaitKind::Call, ..p.clone() }),
             Auth::Wait(provider) => {
                 if !resumed {
                     host.count(Metric::JwksWait);
@@ -212,11 +220,16 @@ impl Filter {
 
     /// The leader of `key` could not dispatch or went away: let a waiter take over at once.
     pub fn abandon(&mut self, key: &[u8; 32], host: &dyn Host) {
+        self.auth.intro.flight.abandon(key, host);
         self.exchange.abandon(key, host);
     }
 
-    /// An STS call ended: its result goes to the requests waiting for it.
-    pub fn exchange_done(&mut self, key: &[u8; 32], result: CallResult, host: &dyn Host) {
+    /// A callout (introspection or STS exchange) ended: its result goes to the requests
+    /// waiting for it.
+    pub fn call_done(&mut self, key: &[u8; 32], result: CallResult, host: &dyn Host) {
+        if self.auth.intro.flight.leads(key) {
+            return self.auth.introspection_done(key, result, host);
+        }
         let cfg = self.cfg.clone();
         self.exchange.done(&cfg, &mut self.auth, key, result, host);
     }

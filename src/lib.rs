@@ -23,6 +23,8 @@ pub mod route;
 pub mod signing;
 pub mod singleflight;
 pub mod sts;
+pub mod introspection;
+pub mod introspector;
 
 #[cfg(test)]
 pub mod testing;

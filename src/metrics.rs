@@ -1,5 +1,6 @@
 //! Every counter the filter emits, with its stable name (shown by Envoy under `<stat_prefix>.<name>`).
 
+use crate::introspection::Failure as IntroFailure;
 use crate::sts::Failure;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,6 +27,12 @@ pub enum Deny {
     Embedded,
     /// A nested token whose inner token failed a check (or is nested deeper).
     Nested,
+    /// Introspection said the token is not active (or the negative cache remembers so).
+    Inactive,
+    /// Introspection answered something unusable (not JSON, expired, another issuer…): 401.
+    IntrospectionInvalid,
+    /// Introspection gave no answer (unreachable, timeout, 5xx): 503.
+    IntrospectionUnavailable,
     /// The route's `require` rules (scopes, claim values) do not hold: 403.
     Forbidden,
     /// An OpenID Connect ID token presented as an access token.
@@ -33,7 +40,7 @@ pub enum Deny {
 }
 
 impl Deny {
-    pub const ALL: [Deny; 22] = [
+    pub const ALL: [Deny; 25] = [
         Deny::Missing,
         Deny::BadRequest,
         Deny::Malformed,
@@ -54,6 +61,9 @@ impl Deny {
         Deny::ExchangeUnavailable,
         Deny::Embedded,
         Deny::Nested,
+        Deny::Inactive,
+        Deny::IntrospectionInvalid,
+        Deny::IntrospectionUnavailable,
         Deny::Forbidden,
         Deny::IdToken,
     ];
@@ -80,6 +90,9 @@ impl Deny {
             Deny::ExchangeUnavailable => "exchange_unavailable",
             Deny::Embedded => "embedded",
             Deny::Nested => "nested",
+            Deny::Inactive => "inactive",
+            Deny::IntrospectionInvalid => "introspection_invalid",
+            Deny::IntrospectionUnavailable => "introspection_unavailable",
             Deny::Forbidden => "forbidden",
             Deny::IdToken => "id_token",
         }
@@ -110,6 +123,17 @@ pub enum Metric {
     MintCacheHit,
     /// Answers on `signing.jwks_path`.
     JwksServed,
+    /// Introspection calls answered `active: true` (and passed every check).
+    IntrospectionOk,
+    /// Introspection calls answered `active: false`.
+    IntrospectionInactive,
+    /// Requests served an introspected token's claims from the caches.
+    IntrospectionCacheHit,
+    /// Requests refused from the negative cache (no call).
+    IntrospectionNegativeHit,
+    /// Requests that waited for another request's introspection instead of calling.
+    IntrospectionWait,
+    IntrospectionFailed(IntroFailure),
 }
 
 impl Metric {
@@ -131,9 +155,15 @@ impl Metric {
             Metric::MintOk,
             Metric::MintCacheHit,
             Metric::JwksServed,
+            Metric::IntrospectionOk,
+            Metric::IntrospectionInactive,
+            Metric::IntrospectionCacheHit,
+            Metric::IntrospectionNegativeHit,
+            Metric::IntrospectionWait,
         ];
         v.extend(Deny::ALL.iter().map(|d| Metric::Denied(*d)));
         v.extend(Failure::ALL.iter().map(|f| Metric::ExchangeFailed(*f)));
+        v.extend(IntroFailure::ALL.iter().map(|f| Metric::IntrospectionFailed(*f)));
         v
     }
 
@@ -158,6 +188,12 @@ impl Metric {
             Metric::JwksServed => 15,
             Metric::Denied(d) => 16 + d as usize,
             Metric::ExchangeFailed(f) => 16 + Deny::ALL.len() + f as usize,
+            Metric::IntrospectionOk => 16 + Deny::ALL.len() + Failure::ALL.len(),
+            Metric::IntrospectionInactive => 17 + Deny::ALL.len() + Failure::ALL.len(),
+            Metric::IntrospectionCacheHit => 18 + Deny::ALL.len() + Failure::ALL.len(),
+            Metric::IntrospectionNegativeHit => 19 + Deny::ALL.len() + Failure::ALL.len(),
+            Metric::IntrospectionWait => 20 + Deny::ALL.len() + Failure::ALL.len(),
+            Metric::IntrospectionFailed(f) => 21 + Deny::ALL.len() + Failure::ALL.len() + f as usize,
         }
     }
 
@@ -181,6 +217,12 @@ impl Metric {
             Metric::JwksServed => "jwks_served".into(),
             Metric::ExchangeFailed(f) => format!("exchange_failed.{}", f.name()),
             Metric::Denied(d) => format!("denied.{}", d.name()),
+            Metric::IntrospectionOk => "introspection_ok".into(),
+            Metric::IntrospectionInactive => "introspection_inactive".into(),
+            Metric::IntrospectionCacheHit => "introspection_cache_hit".into(),
+            Metric::IntrospectionNegativeHit => "introspection_negative_hit".into(),
+            Metric::IntrospectionWait => "introspection_wait".into(),
+            Metric::IntrospectionFailed(f) => format!("introspection_failed.{}", f.name()),
         }
     }
 }

@@ -99,6 +99,11 @@ impl<M, R: Clone> SingleFlight<M, R> {
         }
     }
 
+    /// Whether this VM leads a call for `key` now.
+    pub fn leads(&self, key: &Key) -> bool {
+        self.inflight.contains_key(key)
+    }
+
     /// This VM leads the call for `key` until `deadline`.
     pub fn lead(&mut self, key: Key, deadline: u64, meta: M, host: &dyn Host) {
         self.inflight.insert(key, (deadline, meta));

@@ -102,12 +102,18 @@ pub fn build_request(
     if !scope.is_empty() {
         form.push(("scope", &scope));
     }
+    form_request(authority, path, auth, form, "application/json")
+}
+
+/// A form-encoded POST to the authorization server (token exchange, introspection) with the
+/// client's authentication (RFC 6749 §2.3.1) in the header or the body.
+pub fn form_request<'a>(authority: &str, path: &str, auth: &'a ClientAuth, mut form: Vec<(&'a str, &'a str)>, accept: &str) -> StsRequest {
     let mut headers = vec![
         (":method".to_owned(), "POST".to_owned()),
         (":path".to_owned(), path.to_owned()),
         (":authority".to_owned(), authority.to_owned()),
         ("content-type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
-        ("accept".to_owned(), "application/json".to_owned()),
+        ("accept".to_owned(), accept.to_owned()),
     ];
     match auth {
         ClientAuth::Basic { id, secret } => {

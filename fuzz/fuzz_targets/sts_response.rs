@@ -15,10 +15,10 @@ fuzz_target!(|data: &[u8]| {
     // exchange_done on a key with nothing in flight (must be ignored) as well.
     let host = FakeHost::new(NOW_MS);
     let mut f = filter(&host);
-    f.exchange_done(&[7u8; 32], CallResult::Response { status, body }, &host);
+    f.call_done(&[7u8; 32], CallResult::Response { status, body, content_type: None, cache_control: None }, &host);
     let r = RouteInput { method: "GET", path: "/x", authority: "a", route_name: None, cluster: None };
     if let Outcome::Call(c, p) = f.on_request(&r, &[], &host) {
-        f.exchange_done(&c.key, CallResult::Response { status, body }, &host);
+        f.call_done(&c.key, CallResult::Response { status, body, content_type: None, cache_control: None }, &host);
         let _ = f.resume(&p, &host);
     }
 });

@@ -4,6 +4,7 @@
 //! (`providers[1].jwks.cluster: ...`) so one log line tells the operator what to fix.
 
 mod forward;
+mod introspection;
 mod providers;
 mod require;
 mod routes;
@@ -12,6 +13,7 @@ mod sources;
 mod sts;
 
 pub use forward::Forward;
+pub use introspection::Introspection;
 pub use providers::{AudiencePattern, JwksSource, Nested, Provider, RemoteJwks, NESTED_CLAIM};
 pub use require::Require;
 pub use routes::{EmbeddedSpec, MintSpec, Route, RouteMatch, MINTED_CLAIMS};

@@ -1,6 +1,7 @@
 //! `providers[]`: trusted issuers, their audiences, algorithms, clock skew, token types and
 //! JWKS (inline, or remote with refresh, refetch and back-off settings).
 
+use super::introspection::{self, Introspection, RawIntrospection};
 use super::{fail, ConfigError, DEFAULT_SKEW_S};
 use crate::jose::jwk::{self, KeySet};
 use crate::jose::Alg;
@@ -16,7 +17,10 @@ pub(super) struct RawProvider {
     pub(super) audiences: Vec<String>,
     #[serde(default)]
     pub(super) algorithms: Option<Vec<String>>,
-    pub(super) jwks: RawJwks,
+    #[serde(default)]
+    pub(super) jwks: Option<RawJwks>,
+    #[serde(default)]
+    pub(super) introspection: Option<RawIntrospection>,
     #[serde(default)]
     pub(super) clock_skew_seconds: Option<u64>,
     #[serde(default)]
@@ -77,6 +81,8 @@ pub struct Provider {
     /// Accepted `typ` values, lowercase, without `application/`; `""` stands for an absent `typ`.
     pub token_types: Vec<String>,
     pub jwks: JwksSource,
+    /// Opaque tokens are decided by this RFC 7662 endpoint (`introspector.rs`).
+    pub introspection: Option<Introspection>,
     /// This provider's tokens carry the end user's own token (`credential/mint.rs` with `nest`).
     pub nested: Option<Nested>,
     /// Named in a nested provider's `inner_providers`: its tokens are accepted only inside a
@@ -302,7 +308,17 @@ pub(super) fn providers(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigEr
                 return fail(format!("{f}.required_claims[{j}]"), "must not be empty");
             }
         }
-        let jwks = jwks(&format!("{f}.jwks"), p.jwks)?;
+        let has_jwks = p.jwks.is_some();
+        let introspection = match p.introspection {
+            None => None,
+            Some(x) => Some(introspection::introspection(&format!("{f}.introspection"), x, has_jwks)?),
+        };
+        let jwks = match p.jwks {
+            Some(j) => jwks(&format!("{f}.jwks"), j)?,
+            // Only an introspecting provider may go without keys: its JWTs then never verify.
+            None if introspection.is_some() => JwksSource::Inline(Rc::new(KeySet::default())),
+            None => return fail(format!("{f}.jwks"), "is required (or `introspection`, for opaque tokens)"),
+        };
         if let (Some(algs), JwksSource::Inline(set)) = (&algorithms, &jwks) {
             if !set.keys.iter().any(|k| algs.contains(&k.alg)) {
                 return fail(format!("{f}.algorithms"), "no inline key can be used with these algorithms");
@@ -310,6 +326,7 @@ pub(super) fn providers(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigEr
         }
         let nested = match p.nested {
             None => None,
+            Some(_) if introspection.is_some() => return fail(format!("{f}.nested"), "an introspecting provider cannot be a nested one"),
             Some(n) => {
                 if n.inner_providers.is_empty() {
                     return fail(format!("{f}.nested.inner_providers"), "name at least one provider");
@@ -350,6 +367,7 @@ pub(super) fn providers(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigEr
             return fail(format!("{f}.client_ids[{j}]"), "is also an accepted audience: a token for a client is not a token for this API");
         }
         providers.push(Provider {
+            introspection,
             refuse_id_tokens: p.refuse_id_tokens.unwrap_or(true),
             id_token_claims,
             client_ids: p.client_ids,

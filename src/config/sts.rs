@@ -51,6 +51,29 @@ pub struct Sts {
     pub margin_ms: u64,
 }
 
+/// RFC 6749 §2.3.1 client authentication, as the STS and introspection take it; `f` names the field.
+pub(super) fn client_auth(f: &str, a: &RawClientAuth) -> Result<ClientAuth, ConfigError> {
+    let secret = |m: &str| match &a.client_secret {
+        Some(s) if !s.is_empty() => Ok(s.clone()),
+        _ => fail(format!("{f}.client_secret"), format!("is required for {m}")),
+    };
+    let id = |m: &str| match &a.client_id {
+        Some(s) if !s.is_empty() => Ok(s.clone()),
+        _ => fail(format!("{f}.client_id"), format!("is required for {m}")),
+    };
+    Ok(match a.method.as_str() {
+        m @ "client_secret_basic" => ClientAuth::Basic { id: id(m)?, secret: secret(m)? },
+        m @ "client_secret_post" => ClientAuth::Post { id: id(m)?, secret: secret(m)? },
+        "none" => {
+            if a.client_secret.is_some() {
+                return fail(format!("{f}.client_secret"), "method `none` sends no secret");
+            }
+            ClientAuth::None { id: a.client_id.clone().filter(|s| !s.is_empty()) }
+        }
+        other => return fail(format!("{f}.method"), format!("\"{other}\" is not one of client_secret_basic, client_secret_post, none")),
+    })
+}
+
 pub(super) fn sts(x: RawSts) -> Result<Sts, ConfigError> {
     if x.cluster.is_empty() {
         return fail("sts.cluster", "must not be empty");
@@ -65,30 +88,7 @@ pub(super) fn sts(x: RawSts) -> Result<Sts, ConfigError> {
     if !(10..=60_000).contains(&timeout_ms) {
         return fail("sts.timeout_ms", "must be 10..60000");
     }
-    let secret = |m: &str| match &x.client_auth.client_secret {
-        Some(s) if !s.is_empty() => Ok(s.clone()),
-        _ => fail("sts.client_auth.client_secret", format!("is required for {m}")),
-    };
-    let id = |m: &str| match &x.client_auth.client_id {
-        Some(s) if !s.is_empty() => Ok(s.clone()),
-        _ => fail("sts.client_auth.client_id", format!("is required for {m}")),
-    };
-    let client_auth = match x.client_auth.method.as_str() {
-        m @ "client_secret_basic" => ClientAuth::Basic { id: id(m)?, secret: secret(m)? },
-        m @ "client_secret_post" => ClientAuth::Post { id: id(m)?, secret: secret(m)? },
-        "none" => {
-            if x.client_auth.client_secret.is_some() {
-                return fail("sts.client_auth.client_secret", "method `none` sends no secret");
-            }
-            ClientAuth::None { id: x.client_auth.client_id.clone().filter(|s| !s.is_empty()) }
-        }
-        other => {
-            return fail(
-                "sts.client_auth.method",
-                format!("\"{other}\" is not one of client_secret_basic, client_secret_post, none"),
-            )
-        }
-    };
+    let client_auth = client_auth("sts.client_auth", &x.client_auth)?;
     let token_type = |field: &str, v: Option<String>| -> Result<String, ConfigError> {
         match v.as_deref() {
             None | Some("access_token") => Ok(TYPE_ACCESS_TOKEN.into()),

@@ -7,7 +7,7 @@ use crate::authenticate::{exp_to_ms, Authenticator, Verified};
 use crate::authorize;
 use crate::cache::SlotCache;
 use crate::config::Config;
-use crate::flow::{allow, deny, deny_with, CallResult, ExchangeCall, Outcome, Pending, WaitKind};
+use crate::flow::{allow, deny, deny_with, CallResult, ExchangeCall, Outcome, Pending, WaitKind, LED_EXCHANGE};
 use crate::host::Host;
 use crate::jose::jws;
 use crate::jose::verify;
@@ -87,7 +87,7 @@ impl Exchanger {
             }
             Flight::Free => {}
         }
-        if p.led {
+        if p.led & LED_EXCHANGE != 0 {
             // Defence in depth: whatever the STS answered, one request makes one STS call.
             log::warn!("token exchange: a request's own exchange left no result; not calling the STS again");
             return deny(cfg, host, Deny::ExchangeUnavailable, "token exchange unavailable");
@@ -108,7 +108,7 @@ impl Exchanger {
             &sts.requested_token_type,
         );
         let call = ExchangeCall { key, cluster: sts.cluster.clone(), headers: req.headers, body: req.body.into_bytes(), timeout_ms: sts.timeout_ms };
-        Outcome::Call(call, Pending { deadline_ms: deadline, kind: WaitKind::Exchange, led: true, ..p.clone() })
+        Outcome::Call(call, Pending { deadline_ms: deadline, kind: WaitKind::Exchange, led: p.led | LED_EXCHANGE, ..p.clone() })
     }
 
     /// The leader of `key` could not dispatch or went away: let a waiter take over at once.
@@ -125,7 +125,7 @@ impl Exchanger {
             return;
         };
         let answer = match result {
-            CallResult::Response { status, body } if body.len() <= sts::MAX_RESPONSE_BYTES => sts::parse_response(status, body),
+            CallResult::Response { status, body, .. } if body.len() <= sts::MAX_RESPONSE_BYTES => sts::parse_response(status, body),
             CallResult::Response { .. } => StsAnswer::Failed(Failure::BadResponse),
             CallResult::DispatchFailed => StsAnswer::Failed(Failure::Dispatch),
         };

@@ -92,11 +92,7 @@ fn apply_plan(plan: &HeaderPlan, present: Option<&[(String, Vec<u8>)]>) {
 
 /// The `:status` and body of the HTTP call response being delivered (body `None` if over `max`).
 pub fn call_response(body_size: usize, max: usize) -> (String, Option<Vec<u8>>) {
-    let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
-        .ok()
-        .flatten()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+    let status = call_header(":status").unwrap_or_default();
     let body = if body_size > max {
         None
     } else if body_size == 0 {
@@ -105,6 +101,17 @@ pub fn call_response(body_size: usize, max: usize) -> (String, Option<Vec<u8>>) 
         hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten()
     };
     (status, body)
+}
+
+/// A header of the callout's answer (as text; `None` when absent or not UTF-8).
+pub fn call_header(name: &str) -> Option<String> {
+    let b = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name).ok().flatten()?;
+    String::from_utf8(b).ok()
+}
+
+/// The largest callout answer (STS or introspection) read at all.
+pub fn max_call_bytes() -> usize {
+    crate::sts::MAX_RESPONSE_BYTES.max(crate::introspection::MAX_RESPONSE_BYTES)
 }
 
 /// Carries out an outcome on the current (effective) HTTP context. Returns true if the request

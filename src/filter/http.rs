@@ -1,7 +1,7 @@
 //! HTTP context: reads the request, asks the core, applies the outcome; leads the token exchanges
 //! it starts (their answers come back here).
 
-use super::host::{apply, call_response, WasmHost};
+use super::host::{apply, call_header, call_response, max_call_bytes, WasmHost};
 use super::root::{dispatch, wake_pending, Shared};
 use crate::flow::{CallResult, Outcome, Pending};
 use crate::reply;
@@ -38,8 +38,8 @@ impl Http {
                     Action::Pause
                 }
                 Err(e) => {
-                    log::warn!("token exchange: dispatch to cluster \"{}\" failed: {e:?}", call.cluster);
-                    s.filter.borrow_mut().exchange_done(&call.key, CallResult::DispatchFailed, &host);
+                    log::warn!("callout: dispatch to cluster \"{}\" failed: {e:?}", call.cluster);
+                    s.filter.borrow_mut().call_done(&call.key, CallResult::DispatchFailed, &host);
                     let next = s.filter.borrow_mut().resume(&p, &host);
                     match next {
                         Some(o) => self.carry_out(s, o, present),
@@ -83,9 +83,10 @@ impl Context for Http {
             return;
         }
         let host = WasmHost { metrics: &s.metrics };
-        let (status, body) = call_response(body_size, crate::sts::MAX_RESPONSE_BYTES);
+        let (status, body) = call_response(body_size, max_call_bytes());
         let body = body.unwrap_or_default();
-        s.filter.borrow_mut().exchange_done(&key, CallResult::Response { status: &status, body: &body }, &host);
+        let (content_type, cache_control) = (call_header("content-type"), call_header("cache-control"));
+        s.filter.borrow_mut().call_done(&key, CallResult::Response { status: &status, body: &body, content_type: content_type.as_deref(), cache_control: cache_control.as_deref() }, &host);
         let next = s.filter.borrow_mut().resume(&pending, &host);
         match next {
             Some(out) => {

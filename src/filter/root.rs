@@ -2,7 +2,7 @@
 //! requests again), and callouts it dispatched itself (JWKS fetches, and exchanges it leads for a
 //! request whose leader went away): their answers come here.
 
-use super::host::{apply, call_response, Metrics, WasmHost};
+use super::host::{apply, call_header, call_response, max_call_bytes, Metrics, WasmHost};
 use super::http::Http;
 use crate::config;
 use crate::flow::{CallResult, ExchangeCall, Filter, Outcome, Pending};
@@ -58,7 +58,7 @@ pub fn wake_pending(s: &Shared, mut leader: Option<&mut Root>) {
                             root.callouts.insert(token, Callout::Exchange(call.key));
                             s.pending.borrow_mut().insert(ctx, pending);
                         }
-                        Err(_) => s.filter.borrow_mut().exchange_done(&call.key, CallResult::DispatchFailed, &host),
+                        Err(_) => s.filter.borrow_mut().call_done(&call.key, CallResult::DispatchFailed, &host),
                     },
                     None => s.filter.borrow_mut().abandon(&call.key, &host),
                 }
@@ -115,9 +115,10 @@ impl Context for Root {
                 s.filter.borrow_mut().fetch_done(p, result, &host);
             }
             Callout::Exchange(key) => {
-                let (status, body) = call_response(body_size, crate::sts::MAX_RESPONSE_BYTES);
+                let (status, body) = call_response(body_size, max_call_bytes());
                 let body = body.unwrap_or_default();
-                s.filter.borrow_mut().exchange_done(&key, CallResult::Response { status: &status, body: &body }, &host);
+                let (content_type, cache_control) = (call_header("content-type"), call_header("cache-control"));
+                s.filter.borrow_mut().call_done(&key, CallResult::Response { status: &status, body: &body, content_type: content_type.as_deref(), cache_control: cache_control.as_deref() }, &host);
             }
         }
         wake_pending(&s, None);

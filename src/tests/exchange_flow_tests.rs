@@ -116,7 +116,7 @@ fn leader_and_followers_on_one_vm_then_cache() {
     assert_eq!(e.host.counter(Metric::ExchangeWait), 1);
     assert!(f.resume(&follower, &e.host).is_none());
     let issued = e.issued(|_| {});
-    f.exchange_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&issued, 300) }, &e.host);
+    f.call_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&issued, 300), content_type: None, cache_control: None }, &e.host);
     assert_eq!(forwarded(&f.resume(&leader, &e.host).unwrap()), format!("Bearer {issued}"));
     assert_eq!(forwarded(&f.resume(&follower, &e.host).unwrap()), format!("Bearer {issued}"));
     assert_eq!(forwarded(&ask(&mut f, &e.host, &tok)), format!("Bearer {issued}"));
@@ -138,7 +138,7 @@ fn other_vms_wait_on_the_shared_marker_then_read_the_cache() {
     let (c, _) = call(ask(&mut a, &e.host, &tok));
     let Outcome::Wait(pb) = ask(&mut b, &e.host, &tok) else { panic!("b must wait for a's exchange") };
     let issued = e.issued(|_| {});
-    a.exchange_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&issued, 300) }, &e.host);
+    a.call_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&issued, 300), content_type: None, cache_control: None }, &e.host);
     assert_eq!(forwarded(&b.resume(&pb, &e.host).unwrap()), format!("Bearer {issued}"));
 }
 
@@ -161,7 +161,7 @@ fn a_vanished_leader_is_replaced() {
     call(c2.resume(&p, &e.host).expect("takes over at once"));
     // The first leader's answer after its deadline (swept by its tick) is ignored.
     a.tick(&e.host);
-    a.exchange_done(&c.key, CallResult::Response { status: "500", body: b"" }, &e.host);
+    a.call_done(&c.key, CallResult::Response { status: "500", body: b"", content_type: None, cache_control: None }, &e.host);
     assert_eq!(e.host.counter(Metric::ExchangeFailed(Failure::ServerError)), 0);
 }
 
@@ -186,7 +186,7 @@ fn issued_tokens_are_checked_before_forwarding() {
         let mut f = e.vm();
         let tok = e.subject("alice");
         let (c, p) = call(ask(&mut f, &e.host, &tok));
-        f.exchange_done(&c.key, CallResult::Response { status: "200", body: &body(&e) }, &e.host);
+        f.call_done(&c.key, CallResult::Response { status: "200", body: &body(&e), content_type: None, cache_control: None }, &e.host);
         assert_eq!(status(&f.resume(&p, &e.host).unwrap()), want, "{name}");
         assert_eq!(e.host.counter(metric), 1, "{name}");
         assert_eq!(e.host.counter(Metric::Allowed), 0, "{name}");
@@ -212,14 +212,14 @@ fn sts_errors_map_to_client_answers() {
         let e = env();
         let mut f = e.vm();
         let (c, p) = call(ask(&mut f, &e.host, &e.subject("alice")));
-        f.exchange_done(&c.key, CallResult::Response { status: st, body }, &e.host);
+        f.call_done(&c.key, CallResult::Response { status: st, body, content_type: None, cache_control: None }, &e.host);
         assert_eq!(status(&f.resume(&p, &e.host).unwrap()), *want, "{st}");
         assert_eq!(e.host.counter(Metric::Denied(*deny)), 1);
     }
     let e = env();
     let mut f = e.vm();
     let (c, p) = call(ask(&mut f, &e.host, &e.subject("alice")));
-    f.exchange_done(&c.key, CallResult::DispatchFailed, &e.host);
+    f.call_done(&c.key, CallResult::DispatchFailed, &e.host);
     assert_eq!(status(&f.resume(&p, &e.host).unwrap()), 503);
     assert_eq!(e.host.counter(Metric::ExchangeFailed(Failure::Dispatch)), 1);
 }
@@ -232,7 +232,7 @@ fn cache_expiry_uses_the_earliest_of_exp_expires_in_and_subject_minus_margin() {
     let (c, _) = call(ask(&mut f, &e.host, &tok));
     let issued = e.issued(|_| {});
     // expires_in 40 → cached 40 - 30 = 10 s.
-    f.exchange_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&issued, 40) }, &e.host);
+    f.call_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&issued, 40), content_type: None, cache_control: None }, &e.host);
     e.host.advance(3_000);
     forwarded(&ask(&mut f, &e.host, &tok));
     e.host.advance(7_500);
@@ -267,7 +267,7 @@ fn opaque_issued_tokens_are_forwarded_and_cached_no_longer_than_the_subject() {
     c["exp"] = json!(NOW / 1000 + 60);
     let tok = e.idp.token(&c);
     let (call1, p) = call(ask(&mut f, &e.host, &tok));
-    f.exchange_done(&call1.key, CallResult::Response { status: "200", body: &ok_body("opaque-abc", 3600) }, &e.host);
+    f.call_done(&call1.key, CallResult::Response { status: "200", body: &ok_body("opaque-abc", 3600), content_type: None, cache_control: None }, &e.host);
     assert_eq!(forwarded(&f.resume(&p, &e.host).unwrap()), "Bearer opaque-abc");
     // Subject exp 60 s, margin 30 s → cached 30 s.
     e.host.advance(31_000);

@@ -9,3 +9,4 @@ mod mint_tests;
 mod embedded_tests;
 mod nested_tests;
 mod authorize_tests;
+mod introspection_tests;

@@ -132,7 +132,7 @@ fn f1_query_token_found_by_decoded_name_is_removed_from_the_path() {
     let tok = e.subject(|_| {});
     let path = format!("/orders/1?a=1&access%5Ftoken={tok}&b=2");
     let (c, p) = call(f.on_request(&at(&path, "api.example.com"), &[], &e.host));
-    f.exchange_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&e.issued(), 300, AT) }, &e.host);
+    f.call_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&e.issued(), 300, AT), content_type: None, cache_control: None }, &e.host);
     let o = f.resume(&p, &e.host).unwrap();
     let plan = allowed(&o);
     let new_path = plan.set.iter().find(|(k, _)| k == ":path").map(|(_, v)| v.as_str());
@@ -157,7 +157,7 @@ fn f2_a_token_in_two_sources_is_one_token_or_a_400() {
 
     let same = h(&[("authorization", &format!("Bearer {a}")), ("cookie", &format!("s=1; access_token={a}"))]);
     let (c, p) = call(f.on_request(&at("/orders/1", "api.example.com"), &same, &e.host));
-    f.exchange_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&e.issued(), 300, AT) }, &e.host);
+    f.call_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&e.issued(), 300, AT), content_type: None, cache_control: None }, &e.host);
     let o = f.resume(&p, &e.host).unwrap();
     let plan = allowed(&o);
     assert!(plan.remove.contains(&"authorization".to_string()) && plan.remove.contains(&"cookie".to_string()), "{plan:?}");
@@ -185,7 +185,7 @@ fn f4_an_uncacheable_exchange_result_answers_its_requests_with_one_call() {
         };
         let expires_in = if case == "expires_in 0" { 0 } else { 300 };
         let issued = e.issued();
-        f.exchange_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&issued, expires_in, AT) }, &e.host);
+        f.call_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&issued, expires_in, AT), content_type: None, cache_control: None }, &e.host);
         for p in [&leader, &waiter] {
             let o = f.resume(p, &e.host).unwrap_or_else(|| panic!("{case}: still waiting"));
             assert!(allowed(&o).set.contains(&("authorization".into(), format!("Bearer {issued}"))), "{case}: {o:?}");
@@ -228,7 +228,7 @@ fn f7_an_issued_token_that_is_not_a_jwt_is_refused_where_jwts_are_expected() {
         let tok = e.subject(|_| {});
         let (c, p) = call(f.on_request(&at("/orders/1", "api.example.com"), &bearer(&tok), &e.host));
         let opaque = if case.starts_with("two") { "not.a.jws" } else { "opaque-reference-token" };
-        f.exchange_done(&c.key, CallResult::Response { status: "200", body: &ok_body(opaque, 300, issued_type) }, &e.host);
+        f.call_done(&c.key, CallResult::Response { status: "200", body: &ok_body(opaque, 300, issued_type), content_type: None, cache_control: None }, &e.host);
         assert_eq!(status(&f.resume(&p, &e.host).unwrap()), 503, "{case}");
         assert_eq!(e.host.counter(Metric::ExchangeRejected), 1, "{case}");
     }
@@ -254,7 +254,7 @@ fn f6_issued_audience_with_non_string_members_is_refused() {
         let (c, p) = call(f.on_request(&at("/orders/1", "api.example.com"), &bearer(&tok), &e.host));
         let now = NOW / 1000;
         let issued = e.sts.token(&json!({"iss": STS, "aud": aud, "sub": "alice", "exp": now + 300}));
-        f.exchange_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&issued, 300, AT) }, &e.host);
+        f.call_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&issued, 300, AT), content_type: None, cache_control: None }, &e.host);
         assert_eq!(status(&f.resume(&p, &e.host).unwrap()), 503, "{aud}");
     }
 }
@@ -268,7 +268,7 @@ fn f8_max_ttl_zero_disables_the_exchange_cache() {
     let r = at("/orders/1", "api.example.com");
     for n in 1..=2 {
         let (c, p) = call(f.on_request(&r, &bearer(&tok), &e.host));
-        f.exchange_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&e.issued(), 300, AT) }, &e.host);
+        f.call_done(&c.key, CallResult::Response { status: "200", body: &ok_body(&e.issued(), 300, AT), content_type: None, cache_control: None }, &e.host);
         allowed(&f.resume(&p, &e.host).unwrap());
         e.host.advance(2_500); // past the waiters' window
         f.tick(&e.host);

@@ -6,6 +6,7 @@ import os
 import socket
 import threading
 import time
+import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -53,10 +54,12 @@ class _Quiet(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def _send(self, status: int, body: bytes, ctype="application/json"):
+    def _send(self, status: int, body: bytes, ctype="application/json", headers=None):
         try:
             self.send_response(status)
             self.send_header("content-type", ctype)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
             self.send_header("content-length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -87,6 +90,37 @@ class _IdPHandler(_Quiet):
         self._send(200, json.dumps(idp.jwks()).encode())
 
 
+    def do_POST(self):
+        idp = self.server_owner
+        if self.path.split("?")[0] != "/token/introspection":
+            return self._send(404, b"{}")
+        n = int(self.headers.get("content-length") or 0)
+        form = urllib.parse.parse_qs(self.rfile.read(n).decode())
+        with idp.lock:
+            idp.introspection_requests += 1
+            mode, delay, cc = idp.introspection_mode, idp.introspection_delay, idp.introspection_cache_control
+            idp.introspection_auth.append(self.headers.get("authorization"))
+        if delay:
+            time.sleep(delay)
+        if self.headers.get("authorization") != idp.introspection_basic:
+            return self._send(401, b'{"error":"invalid_client"}')
+        if mode == "503":
+            return self._send(503, b'{"error":"temporarily_unavailable"}')
+        if mode == "garbage":
+            return self._send(200, b"<html>not json")
+        token = (form.get("token") or [""])[0]
+        with idp.lock:
+            claims = idp.opaque.get(token)
+        answer = {"active": False} if claims is None else {"active": True, **claims}
+        headers = {"cache-control": cc} if cc else {}
+        if mode == "signed" or mode == "signed-forged":
+            key = idp.key("ES256") if mode == "signed" else Key("ES256", kid=idp.key("ES256").kid)
+            payload = {"iss": idp.issuer, "aud": idp.introspection_client, "iat": int(time.time()), "token_introspection": answer}
+            body = jwt_tool.encode(key, payload, header={"typ": "token-introspection+jwt"}).encode()
+            return self._send(200, body, ctype="application/token-introspection+jwt", headers=headers)
+        self._send(200, json.dumps(answer).encode(), headers=headers)
+
+
 class IdP(_Server):
     """Serves `/jwks` for its keys. Knobs: `jwks_mode` ("ok", "503", "garbage", "reset"),
     `jwks_delay` seconds; `jwks_requests` counts every JWKS request."""
@@ -100,6 +134,18 @@ class IdP(_Server):
         self.jwks_requests = 0
         self.jwks_mode = "ok"
         self.jwks_delay = 0.0
+        # RFC 7662 introspection at /token/introspection (HTTP Basic gw:s3cr3t): `opaque` maps
+        # active tokens to their claims (anything else is inactive). Knobs: `introspection_mode`
+        # ("ok", "503", "garbage", "signed", "signed-forged"), `introspection_delay` seconds,
+        # `introspection_cache_control`; `introspection_requests` counts the calls.
+        self.opaque = {}
+        self.introspection_client = "gw"
+        self.introspection_basic = "Basic " + base64.b64encode(b"gw:s3cr3t").decode()
+        self.introspection_mode = "ok"
+        self.introspection_delay = 0.0
+        self.introspection_cache_control = None
+        self.introspection_requests = 0
+        self.introspection_auth = []
         for a in algs:
             self.add_key(a)
 

@@ -36,6 +36,10 @@ pub mod route;
 pub mod signing;
 #[path = "../../../src/singleflight.rs"]
 pub mod singleflight;
+#[path = "../../../src/introspection.rs"]
+pub mod introspection;
+#[path = "../../../src/introspector.rs"]
+pub mod introspector;
 #[path = "../../../src/sts.rs"]
 pub mod sts;
 #[path = "../../../src/testing.rs"]

@@ -1,0 +1,78 @@
+//! `providers[].introspection`: the RFC 7662 endpoint that decides opaque tokens (the phantom
+//! token pattern), its client authentication, timeouts and how long answers are kept.
+
+use super::sts::{client_auth, RawClientAuth};
+use super::{fail, ConfigError};
+use crate::sts::ClientAuth;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIntrospection {
+    pub(super) cluster: String,
+    #[serde(default)]
+    pub(super) authority: Option<String>,
+    pub(super) path: String,
+    pub(super) client_auth: RawClientAuth,
+    #[serde(default)]
+    pub(super) timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub(super) max_cache_seconds: Option<u64>,
+    #[serde(default)]
+    pub(super) negative_cache_seconds: Option<u64>,
+    #[serde(default)]
+    pub(super) signed_answers: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Introspection {
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    pub client_auth: ClientAuth,
+    pub timeout_ms: u64,
+    /// An active answer is kept at most this long (and never past the token's `exp`, nor past
+    /// the answer's `Cache-Control: max-age`; `no-store`: not at all).
+    pub max_cache_ms: u64,
+    /// An inactive answer is kept this long (0: not at all), so floods of junk tokens cost one
+    /// call each, not one per request.
+    pub negative_cache_ms: u64,
+    /// Ask for, and accept only, signed answers (RFC 9701 `application/token-introspection+jwt`),
+    /// verified against the provider's `jwks`.
+    pub signed: bool,
+}
+
+pub(super) fn introspection(f: &str, x: RawIntrospection, has_jwks: bool) -> Result<Introspection, ConfigError> {
+    if x.cluster.is_empty() {
+        return fail(format!("{f}.cluster"), "must not be empty");
+    }
+    if !x.path.starts_with('/') {
+        return fail(format!("{f}.path"), "must start with \"/\"");
+    }
+    let client_auth = client_auth(&format!("{f}.client_auth"), &x.client_auth)?;
+    let timeout_ms = x.timeout_ms.unwrap_or(1500);
+    if !(10..=60_000).contains(&timeout_ms) {
+        return fail(format!("{f}.timeout_ms"), "must be 10..60000");
+    }
+    let max_cache_s = x.max_cache_seconds.unwrap_or(300);
+    if max_cache_s > 86_400 {
+        return fail(format!("{f}.max_cache_seconds"), "must be 0..86400 (0: ask on every request)");
+    }
+    let negative_s = x.negative_cache_seconds.unwrap_or(10);
+    if negative_s > 3600 {
+        return fail(format!("{f}.negative_cache_seconds"), "must be 0..3600");
+    }
+    if x.signed_answers && !has_jwks {
+        return fail(format!("{f}.signed_answers"), "needs the provider's `jwks`: signed answers are verified against them");
+    }
+    Ok(Introspection {
+        authority: x.authority.filter(|a| !a.is_empty()).unwrap_or_else(|| x.cluster.clone()),
+        cluster: x.cluster,
+        path: x.path,
+        client_auth,
+        timeout_ms,
+        max_cache_ms: max_cache_s * 1000,
+        negative_cache_ms: negative_s * 1000,
+        signed: x.signed_answers,
+    })
+}

@@ -17,7 +17,7 @@ const ISS: &str = "https://idp.test";
 
 fn rsa_jwk() -> Value {
     // RFC 7520 §3.3 public key, as published (n, e).
-    let v: Value = serde_json::from_str(include_str!("../../../shared/vectors/jose-cookbook/jwk/3_3.rsa_public_key.json")).unwrap();
+    let v: Value = serde_json::from_str(include_str!("../../tests/vectors/jose-cookbook/jwk/3_3.rsa_public_key.json")).unwrap();
     json!({"kty": "RSA", "kid": "rsa-1", "n": v["n"], "e": v["e"]})
 }
 

@@ -1,4 +1,4 @@
-//! Public test vectors (../shared/vectors, see its SOURCES.md) through the filter's own JOSE path:
+//! Public test vectors (tests/vectors, copied from their sources: see its SOURCES.md) through the filter's own JOSE path:
 //! `jwk::parse_jwk` → `verify::verify` for the Wycheproof primitive files, and
 //! `jws::parse_compact` → `verify::verify_with_keys` for the JOSE-level files. Any vector decided
 //! wrongly fails the test (`acceptable` may go either way).
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 fn dir() -> PathBuf {
     let d = std::env::var_os("TEF_VECTORS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors"));
     assert!(d.is_dir(), "test vectors not found at {} (set TEF_VECTORS)", d.display());
     d
 }

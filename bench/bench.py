@@ -17,6 +17,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,10 +72,17 @@ SIGNING_KEY = jwt_tool.Key("EdDSA", kid="bench-edge")
 
 
 def tef_conf(jwks: dict, cache: bool = True, exchange: bool = False, max_entries: int = 10000, local_entries: int = 1024,
-             mint: bool = False) -> dict:
+             mint: bool = False, introspection: bool = False, extra_providers: int = 0) -> dict:
     c = {"providers": [{"name": "corp", "issuer": ISS, "audiences": [AUD], "jwks": {"inline": jwks}}],
          "forward": {"claims_to_headers": {"sub": "x-user-sub"}},
          "cache": {"max_entries": max_entries, "max_ttl_seconds": 300 if cache else 0, "local_entries": local_entries}}
+    if introspection:
+        c["providers"][0]["introspection"] = {"cluster": "idp", "path": "/token/introspection", "max_cache_seconds": 300,
+                                              "client_auth": {"method": "client_secret_basic", "client_id": "gw", "client_secret": "s3cr3t"}}
+    for i in range(extra_providers):
+        k = jwt_tool.Key("ES256", kid=f"other-{i}")
+        c["providers"].append({"name": f"other{i}", "issuer": f"https://other{i}.bench", "audiences": [AUD],
+                               "jwks": {"inline": {"keys": [k.public_jwk()]}}})
     if mint:
         c["signing"] = {"issuer": "https://edge.bench", "kid": SIGNING_KEY.kid, "alg": "EdDSA",
                         "private_jwk": SIGNING_KEY.private_jwk(), "ttl_seconds": 300}
@@ -175,6 +183,13 @@ def main():
     # verified and signed (EdDSA both ways), next to tef_cold_EdDSA (the verification alone).
     setups["tef_mint_hot"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, mint=True), "tef")]), dict(token=hot))
     setups["tef_mint_cold"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, cache=False, mint=True), "tef")]), dict(token_file=files["EdDSA"]))
+    # Issue 13: an opaque token served from the claims cache after one introspection, and the
+    # hot JWT with 50 providers configured (picked by `iss` through a map), next to tef_hot.
+    opaque_hot = "bench-opaque-" + "x" * 32
+    idp.opaque[opaque_hot] = {"sub": "bench", "scope": "read", "exp": int(time.time()) + 3600}
+    setups["tef_intro_hot"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, introspection=True), "tef")], [static_cluster("idp", idp.port)]),
+                               dict(token=opaque_hot))
+    setups["tef_50_hot"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, extra_providers=49), "tef")]), dict(token=hot))
     if args.baseline:
         base = Path(args.baseline).resolve()
         setups["base_hot"] = (bootstrap([wasm_filter(base, tef_conf(jwks), "tef")]), dict(token=hot))
@@ -219,7 +234,8 @@ def main():
             summary[name] = {k: med(k) for k in ("rps", "p50_us", "p99_us", "cpu_us_per_req", "rss_mb")}
             summary[name]["errors"] = sum(x["errors"] for x in runs)
             summary[name]["stats"] = {k: v for k, v in envoys[name].stats().items()
-                                      if k in ("allowed", "cache_hit", "cache_miss", "exchange_cache_hit", "exchange_ok", "mint_ok", "mint_cache_hit")}
+                                      if k in ("allowed", "cache_hit", "cache_miss", "exchange_cache_hit", "exchange_ok", "mint_ok", "mint_cache_hit",
+                                              "introspection_ok", "introspection_cache_hit")}
     finally:
         for e in envoys.values():
             e.stop()
@@ -247,6 +263,8 @@ def write(summary: dict, args):
         "tef_hot_shared / tef_hot (rps: what the worker's front saves)": ratio("tef_hot_shared", "tef_hot"),
         "wasm_floor / bare (rps)": ratio("wasm_floor", "bare"),
         "tef_mint_hot / tef_hot (rps, a cached minted request, target ≥ 0.95)": ratio("tef_mint_hot", "tef_hot"),
+        "tef_intro_hot / tef_hot (rps, an introspected token from the cache, target ≥ 0.95)": ratio("tef_intro_hot", "tef_hot"),
+        "tef_50_hot / tef_hot (rps, 50 providers vs one, target ≥ 0.98)": ratio("tef_50_hot", "tef_hot"),
         "tef_hot / base_hot (rps: this build vs --baseline)": ratio("tef_hot", "base_hot"),
         "tef_exchange_hot / base_exchange_hot (rps: this build vs --baseline)": ratio("tef_exchange_hot", "base_exchange_hot"),
     }

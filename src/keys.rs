@@ -66,6 +66,36 @@ struct Remote {
     /// SHA-256 of the JWKS body `set` was parsed from: a refresh that brings the same body
     /// (the usual case) keeps the prepared keys instead of preparing them again on every VM.
     body_hash: Option<[u8; 32]>,
+    /// With OpenID discovery: the JWKS `(authority, path)` this VM last read from the metadata
+    /// document, and until when it is used without reading the document again.
+    discovered: Option<(String, String)>,
+    discovered_until: u64,
+    /// The fetch in flight is the metadata document.
+    discovering: bool,
+    /// The metadata document just came in: this VM still holds the lease and fetches the JWKS
+    /// at its next tick (until this deadline).
+    chain_until: u64,
+}
+
+/// The JWKS location an OpenID Connect Discovery 1.0 document gives (`jwks_uri`, §3), as the
+/// `:authority` and `:path` to fetch through the same cluster; the document must name `issuer`
+/// exactly (§4.3), or it is refused.
+pub fn discovered_jwks(body: &[u8], issuer: &str) -> Result<(String, String), String> {
+    let doc = crate::jose::json::parse_object(body).ok_or("discovery document is not a JSON object")?;
+    if doc.get("issuer").and_then(serde_json::Value::as_str) != Some(issuer) {
+        return Err("discovery document names another issuer than the provider's".into());
+    }
+    let uri = doc.get("jwks_uri").and_then(serde_json::Value::as_str).ok_or("discovery document has no jwks_uri")?;
+    let rest = uri.strip_prefix("https://").or_else(|| uri.strip_prefix("http://")).ok_or("jwks_uri is not an http(s) URL")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let ok = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_graphic() && c != b'#');
+    if !ok(authority) || authority.contains('@') || !ok(path) {
+        return Err("jwks_uri is not a usable URL".into());
+    }
+    Ok((authority.to_owned(), path.to_owned()))
 }
 
 struct ProviderKeys {
@@ -126,6 +156,10 @@ impl Keystore {
                             want: Want::Nothing,
                             inflight_until: 0,
                             body_hash: None,
+                            discovered: None,
+                            discovered_until: 0,
+                            discovering: false,
+                            chain_until: 0,
                         }),
                     }
                 }
@@ -220,8 +254,13 @@ impl Keystore {
         self.providers.get(p).and_then(|x| x.remote.as_ref()).map(|r| r.src.retry_ms).unwrap_or(0)
     }
 
+    /// How long the keys may take to arrive: one fetch, or with discovery two (and a tick).
     pub fn timeout_ms(&self, p: usize) -> u64 {
-        self.providers.get(p).and_then(|x| x.remote.as_ref()).map(|r| r.src.timeout_ms).unwrap_or(0)
+        match self.providers.get(p).and_then(|x| x.remote.as_ref()) {
+            Some(r) if r.src.discovery_issuer.is_some() => 2 * r.src.timeout_ms + 200,
+            Some(r) => r.src.timeout_ms,
+            None => 0,
+        }
     }
 
     /// Whether an unknown `kid` may trigger a refetch now.
@@ -246,6 +285,13 @@ impl Keystore {
             self.sync(p, host);
             let Some(r) = self.providers[p].remote.as_mut() else { continue };
             if r.inflight_until > now {
+                continue;
+            }
+            if r.chain_until > now {
+                // The metadata document came in; the lease is still this VM's: the JWKS next.
+                r.inflight_until = r.chain_until;
+                r.chain_until = 0;
+                out.push(jwks_fetch(p, r));
                 continue;
             }
             let m = r.meta;
@@ -273,17 +319,8 @@ impl Keystore {
                 continue; // another VM won this round
             }
             r.inflight_until = until;
-            out.push(FetchRequest {
-                provider: p,
-                cluster: r.src.cluster.clone(),
-                headers: vec![
-                    (":method".into(), "GET".into()),
-                    (":path".into(), r.src.path.clone()),
-                    (":authority".into(), r.src.authority.clone()),
-                    ("accept".into(), "application/json, application/jwk-set+json".into()),
-                ],
-                timeout_ms: r.src.timeout_ms,
-            });
+            r.discovering = r.src.discovery_issuer.is_some() && (r.discovered.is_none() || now >= r.discovered_until);
+            out.push(if r.discovering { get(p, r, &r.src.authority, &r.src.path, "application/json") } else { jwks_fetch(p, r) });
         }
         out
     }
@@ -295,6 +332,25 @@ impl Keystore {
         let Some(pk) = self.providers.get_mut(p) else { return };
         let Some(r) = pk.remote.as_mut() else { return };
         r.inflight_until = 0;
+        let result = if std::mem::take(&mut r.discovering) {
+            let issuer = r.src.discovery_issuer.clone().unwrap_or_default();
+            match result.and_then(|doc| discovered_jwks(&doc, &issuer)) {
+                Ok(at) => {
+                    if r.discovered.as_ref() != Some(&at) {
+                        log::info!("provider {name}: discovery: JWKS at {}{}", at.0, at.1);
+                    }
+                    r.discovered = Some(at);
+                    r.discovered_until = now + r.src.refresh_ms;
+                    // Keep the lease for the JWKS fetch that follows at the next tick.
+                    r.chain_until = now + r.src.timeout_ms + 1000;
+                    let _ = host.shared_set(&r.lease_key, r.chain_until.to_string().as_bytes(), None);
+                    return;
+                }
+                Err(e) => Err(format!("discovery: {e}")),
+            }
+        } else {
+            result
+        };
         // Start from the newest shared record, so a failure never drops keys another VM stored.
         let (mut meta, old_body) = match host.shared_get(&r.record_key) {
             Some((b, _)) => match decode_record(&b) {
@@ -353,9 +409,55 @@ impl Keystore {
     }
 }
 
+/// A GET of `path` at `authority` through the provider's cluster.
+fn get(p: usize, r: &Remote, authority: &str, path: &str, accept: &str) -> FetchRequest {
+    FetchRequest {
+        provider: p,
+        cluster: r.src.cluster.clone(),
+        headers: vec![
+            (":method".into(), "GET".into()),
+            (":path".into(), path.to_owned()),
+            (":authority".into(), authority.to_owned()),
+            ("accept".into(), accept.to_owned()),
+        ],
+        timeout_ms: r.src.timeout_ms,
+    }
+}
+
+/// The JWKS fetch: the configured path, or the one discovery found.
+fn jwks_fetch(p: usize, r: &Remote) -> FetchRequest {
+    let accept = "application/json, application/jwk-set+json";
+    match &r.discovered {
+        Some((authority, path)) if r.src.discovery_issuer.is_some() => get(p, r, authority, path, accept),
+        _ => get(p, r, &r.src.authority, &r.src.path, accept),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discovery_documents_are_read_strictly() {
+        let iss = "https://idp.example.com";
+        let doc = |v: serde_json::Value| v.to_string().into_bytes();
+        assert_eq!(
+            discovered_jwks(&doc(serde_json::json!({"issuer": iss, "jwks_uri": "https://idp.example.com:8443/oauth/jwks?v=2"})), iss),
+            Ok(("idp.example.com:8443".into(), "/oauth/jwks?v=2".into()))
+        );
+        for bad in [
+            serde_json::json!({"issuer": "https://evil.example", "jwks_uri": "https://idp.example.com/jwks"}),
+            serde_json::json!({"issuer": iss}),
+            serde_json::json!({"issuer": iss, "jwks_uri": "ftp://idp.example.com/jwks"}),
+            serde_json::json!({"issuer": iss, "jwks_uri": "https:///jwks"}),
+            serde_json::json!({"issuer": iss, "jwks_uri": "https://user@idp.example.com/jwks"}),
+            serde_json::json!({"issuer": iss, "jwks_uri": "https://idp.example.com/jwks#frag"}),
+            serde_json::json!({"issuer": iss, "jwks_uri": 7}),
+        ] {
+            assert!(discovered_jwks(&doc(bad.clone()), iss).is_err(), "{bad}");
+        }
+        assert!(discovered_jwks(b"<html>", iss).is_err());
+    }
 
     #[test]
     fn record_round_trip() {

@@ -22,6 +22,8 @@ pub(super) struct RawProvider {
     #[serde(default)]
     pub(super) introspection: Option<RawIntrospection>,
     #[serde(default)]
+    pub(super) discovery: Option<RawDiscovery>,
+    #[serde(default)]
     pub(super) clock_skew_seconds: Option<u64>,
     #[serde(default)]
     pub(super) required_claims: Vec<String>,
@@ -46,6 +48,28 @@ pub(super) struct RawNested {
     #[serde(default)]
     pub(super) caller_header: Option<String>,
 }
+
+/// OpenID Connect Discovery: the provider's JWKS location from its metadata document.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDiscovery {
+    pub(super) cluster: String,
+    #[serde(default)]
+    pub(super) authority: Option<String>,
+    #[serde(default)]
+    pub(super) path: Option<String>,
+    #[serde(default)]
+    pub(super) refresh_seconds: Option<u64>,
+    #[serde(default)]
+    pub(super) timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub(super) min_refetch_seconds: Option<u64>,
+    #[serde(default)]
+    pub(super) retry_ms: Option<u64>,
+}
+
+/// Where OpenID Connect Discovery 1.0 §4 puts the metadata.
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,7 +148,11 @@ pub enum JwksSource {
 pub struct RemoteJwks {
     pub cluster: String,
     pub authority: String,
+    /// The JWKS path; with `discovery`, the metadata document's path (the JWKS path is what the
+    /// document's `jwks_uri` says).
     pub path: String,
+    /// OpenID Connect Discovery: `path` is the metadata document, whose `issuer` must be this.
+    pub discovery_issuer: Option<String>,
     pub refresh_ms: u64,
     pub timeout_ms: u64,
     pub min_refetch_ms: u64,
@@ -226,6 +254,7 @@ pub(super) fn jwks(field: &str, raw: RawJwks) -> Result<JwksSource, ConfigError>
         return fail(format!("{field}.retry_ms"), "must be 100..600000");
     }
     Ok(JwksSource::Remote(RemoteJwks {
+        discovery_issuer: None,
         cluster,
         authority,
         path,
@@ -308,16 +337,34 @@ pub(super) fn providers(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigEr
                 return fail(format!("{f}.required_claims[{j}]"), "must not be empty");
             }
         }
-        let has_jwks = p.jwks.is_some();
+        let has_jwks = p.jwks.is_some() || p.discovery.is_some();
         let introspection = match p.introspection {
             None => None,
             Some(x) => Some(introspection::introspection(&format!("{f}.introspection"), x, has_jwks)?),
         };
-        let jwks = match p.jwks {
-            Some(j) => jwks(&format!("{f}.jwks"), j)?,
+        let jwks = match (p.jwks, p.discovery) {
+            (Some(_), Some(_)) => return fail(format!("{f}.discovery"), "set `jwks` or `discovery`, not both"),
+            (None, Some(d)) => {
+                let raw = RawJwks {
+                    inline: None,
+                    inline_string: None,
+                    cluster: Some(d.cluster),
+                    authority: d.authority,
+                    path: Some(d.path.unwrap_or_else(|| DISCOVERY_PATH.to_owned())),
+                    refresh_seconds: d.refresh_seconds,
+                    timeout_ms: d.timeout_ms,
+                    min_refetch_seconds: d.min_refetch_seconds,
+                    retry_ms: d.retry_ms,
+                };
+                match jwks(&format!("{f}.discovery"), raw)? {
+                    JwksSource::Remote(r) => JwksSource::Remote(RemoteJwks { discovery_issuer: Some(p.issuer.clone()), ..r }),
+                    inline => inline,
+                }
+            }
+            (Some(j), None) => jwks(&format!("{f}.jwks"), j)?,
             // Only an introspecting provider may go without keys: its JWTs then never verify.
-            None if introspection.is_some() => JwksSource::Inline(Rc::new(KeySet::default())),
-            None => return fail(format!("{f}.jwks"), "is required (or `introspection`, for opaque tokens)"),
+            (None, None) if introspection.is_some() => JwksSource::Inline(Rc::new(KeySet::default())),
+            (None, None) => return fail(format!("{f}.jwks"), "is required (or `discovery`, or `introspection` for opaque tokens)"),
         };
         if let (Some(algs), JwksSource::Inline(set)) = (&algorithms, &jwks) {
             if !set.keys.iter().any(|k| algs.contains(&k.alg)) {

@@ -1,5 +1,5 @@
 //! Issue 13 in the core: per-route `require` (scopes all/any, claim values, methods), ID tokens
-//! refused, keys without a `kid`, and many issuers picked by `iss`.
+//! refused, keys without a `kid`, many issuers picked by `iss`, and OpenID discovery.
 
 use super::support::{bearer, claims, EsKey};
 use crate::config;
@@ -261,4 +261,57 @@ fn fifty_issuers_each_pick_their_own_provider_and_subjects_stay_apart() {
         let wrong = keys[(i + 1) % 50].token(&claims(&format!("https://idp{i}.ecomm.com"), API, "alice", NOW));
         assert_eq!(status(&f.on_request(&req("GET", "/"), &bearer(&wrong), &host)), 401);
     }
+}
+
+fn path_of(r: &crate::keys::FetchRequest) -> (String, String) {
+    let h = |n: &str| r.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
+    (h(":authority"), h(":path"))
+}
+
+#[test]
+fn discovery_finds_the_jwks_once_per_period_and_refuses_another_issuer() {
+    let k = EsKey::new("k1");
+    let conf = json!({"providers": [{"name": "idp", "issuer": ISS, "audiences": [API],
+                                     "discovery": {"cluster": "idp", "authority": "idp.ecomm.com", "refresh_seconds": 60}}]});
+    let (host, mut f) = filter(conf.clone());
+    let t = k.token(&claims(ISS, API, "alice", NOW));
+    let waiting = match f.on_request(&req("GET", "/"), &bearer(&t), &host) {
+        Outcome::Wait(p) => p,
+        o => panic!("{o:?}"),
+    };
+    let fetches = f.tick(&host);
+    assert_eq!(fetches.len(), 1);
+    assert_eq!(path_of(&fetches[0]), ("idp.ecomm.com".into(), "/.well-known/openid-configuration".into()));
+    let doc = json!({"issuer": ISS, "jwks_uri": "https://keys.ecomm.com/oauth2/v1/keys", "token_endpoint": "https://idp.ecomm.com/token"});
+    f.fetch_done(0, Ok(doc.to_string().into_bytes()), &host);
+    // Another VM never fetches while this one holds the lease between the two fetches.
+    let mut other = Filter::new(f.cfg.clone());
+    other.init(&host);
+    assert!(other.tick(&host).is_empty());
+    host.advance(100);
+    let fetches = f.tick(&host);
+    assert_eq!(fetches.len(), 1);
+    assert_eq!(path_of(&fetches[0]), ("keys.ecomm.com".into(), "/oauth2/v1/keys".into()));
+    f.fetch_done(0, Ok(super::support::jwks(&[k.jwk()])), &host);
+    assert_eq!(status(&f.resume(&waiting, &host).unwrap()), 200);
+    assert_eq!(status(&other.on_request(&req("GET", "/"), &bearer(&t), &host)), 200, "other VMs read the shared keys");
+    assert!(f.tick(&host).is_empty() && other.tick(&host).is_empty());
+    // At the next refresh: the document again, then the JWKS.
+    host.advance(60_000);
+    let fetches: Vec<_> = f.tick(&host).into_iter().chain(other.tick(&host)).collect();
+    assert_eq!(fetches.len(), 1);
+
+    // A document naming another issuer is refused: no JWKS fetch, the request gets 503.
+    let (host, mut f) = filter(conf);
+    let waiting = match f.on_request(&req("GET", "/"), &bearer(&t), &host) {
+        Outcome::Wait(p) => p,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(f.tick(&host).len(), 1);
+    let evil = json!({"issuer": "https://evil.example", "jwks_uri": "https://evil.example/keys"});
+    f.fetch_done(0, Ok(evil.to_string().into_bytes()), &host);
+    host.advance(100);
+    assert!(f.tick(&host).is_empty(), "no JWKS fetch from a refused document (back-off)");
+    assert_eq!(status(&f.resume(&waiting, &host).unwrap()), 503);
+    assert_eq!(host.counter(Metric::JwksFetchFailed), 1);
 }

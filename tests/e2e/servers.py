@@ -70,10 +70,17 @@ class _Quiet(BaseHTTPRequestHandler):
 class _IdPHandler(_Quiet):
     def do_GET(self):
         idp = self.server_owner
+        if self.path.split("?")[0] == "/.well-known/openid-configuration":
+            with idp.lock:
+                idp.discovery_requests += 1
+            doc = {"issuer": idp.discovery_issuer or idp.issuer, "jwks_uri": f"http://keys.idp.test/jwks?via=discovery",
+                   "introspection_endpoint": "http://idp.test/token/introspection"}
+            return self._send(200, json.dumps(doc).encode())
         if self.path.split("?")[0] != "/jwks":
             return self._send(404, b"{}")
         with idp.lock:
             idp.jwks_requests += 1
+            idp.jwks_paths.append((self.headers.get("host"), self.path))
             mode, delay = idp.jwks_mode, idp.jwks_delay
         if delay:
             time.sleep(delay)
@@ -139,6 +146,11 @@ class IdP(_Server):
         # ("ok", "503", "garbage", "signed", "signed-forged"), `introspection_delay` seconds,
         # `introspection_cache_control`; `introspection_requests` counts the calls.
         self.opaque = {}
+        # OpenID discovery at /.well-known/openid-configuration (`discovery_issuer` overrides the
+        # issuer it names); `discovery_requests` counts them, `jwks_paths` the JWKS paths asked.
+        self.discovery_issuer = None
+        self.discovery_requests = 0
+        self.jwks_paths = []
         self.introspection_client = "gw"
         self.introspection_basic = "Basic " + base64.b64encode(b"gw:s3cr3t").decode()
         self.introspection_mode = "ok"

@@ -1,6 +1,6 @@
 """Issue 13 in a real Envoy: per-route authorization (`require` with scopes and claims, methods
 in `match`), ID tokens refused while the same IdP's access tokens pass, a JWKS key without a
-`kid`, and fifty issuers side by side."""
+`kid`, fifty issuers side by side, and OpenID discovery of the JWKS."""
 import pytest
 
 import jwt_tool
@@ -141,3 +141,28 @@ def test_fifty_issuers_keep_their_subjects_apart():
         assert not any("alice" in k for k in stats), "metrics never carry a subject"
     finally:
         stop_all(envoy, echo)
+
+
+def test_discovery_finds_the_jwks_and_refuses_a_document_for_another_issuer():
+    good, evil = IdP(ISS, algs=("ES256",)).start(), IdP("https://evil.ecomm.com", algs=("ES256",)).start()
+    evil.discovery_issuer = "https://someone-else.example"
+    echo = Echo().start()
+    plugin = {
+        "providers": [{"name": "idp", "issuer": ISS, "audiences": [API], "discovery": {"cluster": "idp", "authority": "idp.test"}},
+                      {"name": "evil", "issuer": "https://evil.ecomm.com", "audiences": [API], "discovery": {"cluster": "evil"}}],
+    }
+    envoy = start_envoy(Envoy(bootstrap(plugin, [static_cluster("idp", good.port), static_cluster("evil", evil.port),
+                                                 static_cluster("upstream", echo.port)]), name="discovery"))
+    try:
+        t = jwt_tool.encode(good.key("ES256"), jwt_tool.claims(ISS, API))
+        for _ in range(3):
+            assert envoy.get("/", [("authorization", f"Bearer {t}")]).status == 200
+        assert good.discovery_requests == 1, "once per refresh period for every worker"
+        assert good.jwks_paths == [("keys.idp.test", "/jwks?via=discovery")], "the JWKS where the document says"
+        t = jwt_tool.encode(evil.key("ES256"), jwt_tool.claims("https://evil.ecomm.com", API))
+        r = envoy.get("/", [("authorization", f"Bearer {t}")])
+        assert r.status == 503, r
+        assert evil.discovery_requests >= 1 and evil.jwks_requests == 0
+        assert "discovery document names another issuer" in envoy.log()
+    finally:
+        stop_all(envoy, good, evil, echo)

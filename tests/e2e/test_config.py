@@ -75,3 +75,16 @@ def test_exchange_example_config_is_accepted():
     rc, out = validate(bootstrap(conf, CLUSTERS + [static_cluster("sts", 3)]))
     assert rc == 0, out[-3000:]
     assert "token-exchange-filter configured" in out
+
+
+def test_phantom_token_example_config_is_accepted():
+    """The edge example for opaque tokens: discovery, introspection, require, mint (the signing key
+    from the environment)."""
+    import os
+
+    import jwt_tool
+    conf = json.loads((ROOT / "envoy" / "plugin-config.phantom.json").read_text())
+    env = {**os.environ, "TEF_SIGNING_JWK": json.dumps(jwt_tool.Key("EdDSA").private_jwk())}
+    rc, out = validate(bootstrap(conf, CLUSTERS, env_keys=["TEF_SIGNING_JWK"]), env=env)
+    assert rc == 0, out[-3000:]
+    assert "token-exchange-filter configured" in out

@@ -146,7 +146,7 @@ impl Authenticator {
 
         if introspector::is_opaque(token) {
             if let Some(p) = introspector::provider_for(&cfg, route) {
-                return self.introspect(p, token, &key, now, waited, host);
+                return self.introspect(p, token, &key, None, now, waited, host);
             }
         }
         let jws = match jws::parse(token, cfg.max_token_bytes) {
@@ -241,6 +241,10 @@ impl Authenticator {
             },
         };
         let v = Verified { provider: p, key_fp, inner_key, exp_ms: exp_to_ms(exp), scopes: sts::subject_scopes(&jws.payload), set, carry: self.carry(&jws.payload) };
+        if provider.introspection.as_ref().is_some_and(|i| i.jwts) {
+            // Verified, and the server must still say it is active (revocation).
+            return self.introspect(p, token, &key, Some(v), now, waited, host);
+        }
         if cfg.cache_max_ttl_ms > 0 {
             let until = v.exp_ms.min(now.saturating_add(cfg.cache_max_ttl_ms));
             if until > now {

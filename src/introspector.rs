@@ -22,11 +22,19 @@ use serde_json::{Map, Value};
 /// The introspection a request gets: the token's claims, or its refusal.
 type IntroResult = Result<Verified, (Deny, &'static str)>;
 
+/// What an introspection in flight needs when its answer comes.
+pub(crate) struct InFlight {
+    provider: usize,
+    /// The token's claims-cache key (the flight's own key is per provider).
+    claims_key: Key,
+    /// A JWT verified locally and introspected too (`introspect_jwts`): its claims are kept.
+    jwt: Option<Verified>,
+}
+
 pub struct Introspector {
     /// Tokens the server said are not active, until `negative_cache_seconds` pass.
     negative: SlotCache,
-    /// In flight: (provider, the token's claims-cache key).
-    pub(crate) flight: SingleFlight<(usize, Key), IntroResult>,
+    pub(crate) flight: SingleFlight<InFlight, IntroResult>,
 }
 
 impl Introspector {
@@ -74,7 +82,9 @@ fn client_id(a: &ClientAuth) -> Option<&str> {
 impl Authenticator {
     /// An opaque token that missed the claims cache: the negative cache, a call in flight, or
     /// a new call to provider `p`'s introspection endpoint.
-    pub(crate) fn introspect(&mut self, p: usize, token: &str, key: &Key, now: u64, waited: Option<&Pending>, host: &dyn Host) -> Auth {
+    /// `jwt`: the token is a JWT of provider `p` that verified locally (`introspect_jwts`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn introspect(&mut self, p: usize, token: &str, key: &Key, jwt: Option<Verified>, now: u64, waited: Option<&Pending>, host: &dyn Host) -> Auth {
         let cfg = self.cfg.clone();
         let Some(i) = cfg.providers[p].introspection.as_ref() else { return Auth::Fail(Deny::Malformed, "token malformed") };
         // What one provider said of a token is that provider's: calls and negative answers
@@ -110,7 +120,7 @@ impl Authenticator {
             return Auth::Fail(Deny::IntrospectionUnavailable, "token introspection unavailable");
         }
         let deadline = now + i.timeout_ms + 500;
-        self.intro.flight.lead(*key, deadline, (p, claims_key), host);
+        self.intro.flight.lead(*key, deadline, InFlight { provider: p, claims_key, jwt }, host);
         let req = introspection::build_request(i, token);
         Auth::Call(ExchangeCall { key: *key, cluster: i.cluster.clone(), headers: req.headers, body: req.body.into_bytes(), timeout_ms: i.timeout_ms }, deadline)
     }
@@ -119,7 +129,7 @@ impl Authenticator {
     /// cache) and to the requests waiting for it.
     pub fn introspection_done(&mut self, key: &Key, result: CallResult, host: &dyn Host) {
         let now = host.now_ms();
-        let Some((p, claims_key)) = self.intro.flight.finish(key, host) else { return };
+        let Some(InFlight { provider: p, claims_key, jwt }) = self.intro.flight.finish(key, host) else { return };
         let cfg = self.cfg.clone();
         let provider = &cfg.providers[p];
         let Some(i) = provider.introspection.as_ref() else { return };
@@ -142,7 +152,12 @@ impl Authenticator {
             Answer::Active(claims, exp) => {
                 let keep_ms = i.max_cache_ms.min(cfg.cache_max_ttl_ms).min(cache_control.map_or(u64::MAX, |s| s * 1000));
                 let exp_ms = exp.map_or(now.saturating_add(i.max_cache_ms), exp_to_ms);
-                match self.introspected(p, &claims, exp_ms) {
+                let verified = match jwt {
+                    // A JWT: its verified claims, for no longer than either says.
+                    Some(v) => Some(Verified { exp_ms: v.exp_ms.min(exp_ms), ..v }),
+                    None => self.introspected(p, &claims, exp_ms),
+                };
+                match verified {
                     Some(v) => {
                         host.count(Metric::IntrospectionOk);
                         let until = exp_ms.min(now.saturating_add(keep_ms));

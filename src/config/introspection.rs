@@ -22,6 +22,8 @@ pub(super) struct RawIntrospection {
     pub(super) negative_cache_seconds: Option<u64>,
     #[serde(default)]
     pub(super) signed_answers: bool,
+    #[serde(default)]
+    pub(super) introspect_jwts: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +42,9 @@ pub struct Introspection {
     /// Ask for, and accept only, signed answers (RFC 9701 `application/token-introspection+jwt`),
     /// verified against the provider's `jwks`.
     pub signed: bool,
+    /// The provider's JWTs are introspected too, after their local verification (so a revoked
+    /// JWT stops passing within `max_cache_seconds`); the claims stay the verified JWT's.
+    pub jwts: bool,
 }
 
 pub(super) fn introspection(f: &str, x: RawIntrospection, has_jwks: bool) -> Result<Introspection, ConfigError> {
@@ -62,6 +67,9 @@ pub(super) fn introspection(f: &str, x: RawIntrospection, has_jwks: bool) -> Res
     if negative_s > 3600 {
         return fail(format!("{f}.negative_cache_seconds"), "must be 0..3600");
     }
+    if x.introspect_jwts && !has_jwks {
+        return fail(format!("{f}.introspect_jwts"), "needs the provider's `jwks` (or `discovery`): JWTs are verified locally first");
+    }
     if x.signed_answers && !has_jwks {
         return fail(format!("{f}.signed_answers"), "needs the provider's `jwks`: signed answers are verified against them");
     }
@@ -74,5 +82,6 @@ pub(super) fn introspection(f: &str, x: RawIntrospection, has_jwks: bool) -> Res
         max_cache_ms: max_cache_s * 1000,
         negative_cache_ms: negative_s * 1000,
         signed: x.signed_answers,
+        jwts: x.introspect_jwts,
     })
 }

@@ -331,3 +331,31 @@ fn introspection_is_checked_on_config() {
         assert_eq!(e.field, field, "{e}");
     }
 }
+
+#[test]
+fn introspect_jwts_checks_a_verified_jwt_for_revocation() {
+    let k = EsKey::new("k1");
+    let mut p = provider(json!({"jwks": {"inline": {"keys": [k.jwk()]}}}));
+    p["introspection"]["introspect_jwts"] = json!(true);
+    let (host, mut f) = filter(json!({"providers": [p], "forward": {"principal_header": "x-principal"}}));
+    let t = k.token(&claims(ISS, API, "alice", NOW));
+    // A forged JWT never reaches the server.
+    assert_eq!(status(&ask(&mut f, &host, &EsKey::new("k1").token(&claims(ISS, API, "alice", NOW)))), 401);
+    let (c, leader) = call(ask(&mut f, &host, &t));
+    assert!(String::from_utf8(c.body.clone()).unwrap().starts_with("token=eyJ"));
+    // The answer's claims do not replace the verified JWT's.
+    json_answer(&mut f, &host, &c, "200", &json!({"active": true, "sub": "mallory"}), None);
+    let o = f.resume(&leader, &host).unwrap();
+    assert_eq!(header(&o, "x-principal").unwrap(), format!("[\"{ISS}\",\"alice\"]"));
+    assert_eq!(status(&ask(&mut f, &host, &t)), 200, "cached");
+    // Revoked: once the cache bound passes, the server's `active: false` refuses it.
+    host.advance(300_000);
+    let (c, leader) = call(ask(&mut f, &host, &k.token(&claims(ISS, API, "alice", NOW + 300_000))));
+    json_answer(&mut f, &host, &c, "200", &json!({"active": false}), None);
+    assert_eq!(status(&f.resume(&leader, &host).unwrap()), 401);
+    // Without jwks the option is refused.
+    let mut p = provider(json!({}));
+    p["introspection"]["introspect_jwts"] = json!(true);
+    let e = config::parse(json!({"providers": [p]}).to_string().as_bytes()).err().unwrap();
+    assert_eq!(e.field, "providers[0].introspection.introspect_jwts");
+}

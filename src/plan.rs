@@ -28,13 +28,16 @@ pub fn forwarded(cfg: &Config, claims: Vec<(String, String)>) -> HeaderPlan {
 }
 
 /// The client's token is replaced by `token` (in `forward.header`): `removal` takes it out of
-/// every source it came in.
+/// every source it came in. Where that source is `forward.header` itself, setting it replaces
+/// the client's value and no removal is needed: a token source holds exactly one value by the
+/// time a token is replaced (two copies are refused with 400 by the extractor), so nothing of
+/// the client's can survive the set (one host call saved per replaced request).
 pub fn replaced(cfg: &Config, removal: &HeaderPlan, claims: Vec<(String, String)>, token: &str) -> HeaderPlan {
+    let h = &cfg.forward.header;
     let mut plan = strip(cfg);
-    plan.remove.extend(removal.remove.iter().cloned());
+    plan.remove.extend(removal.remove.iter().filter(|r| *r != h).cloned());
     plan.set = claims;
     plan.set.extend(removal.set.iter().cloned());
-    let h = &cfg.forward.header;
     let value = if h == "authorization" { format!("Bearer {token}") } else { token.to_owned() };
     plan.set.push((h.clone(), value));
     plan

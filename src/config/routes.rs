@@ -293,7 +293,9 @@ pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, 
             embedded,
             require,
             matcher: RouteMatch {
-                path_prefix: m.path_prefix,
+                // Every normalised path starts with "/": that prefix is no condition, and a route
+                // set matching only on it needs no `:path` read per request.
+                path_prefix: m.path_prefix.filter(|p| p != "/"),
                 path_exact: m.path_exact,
                 authority,
                 route_name: m.route_name,

@@ -69,11 +69,8 @@ impl Minter {
         let (Some(signing), Some(spec)) = (cfg.signing.as_ref(), cfg.routes[route].mint.as_ref()) else {
             return deny(cfg, host, Deny::ExchangeUnavailable, "token minting not configured");
         };
-        let scopes = match authorize::required_scopes(cfg, &spec.scopes, &v.scopes) {
-            Ok(s) if s.is_empty() => v.scopes.clone(),
-            Ok(s) => s,
-            Err(r) => return deny_with(host, Deny::InsufficientScope, r),
-        };
+        // A cached token was minted for this very subject token, so its scopes were checked:
+        // the check (and its allocations) waits for a miss.
         if let Some(tok) = auth.local.exchanged(&p.token, route, now) {
             if !resumed {
                 host.count(Metric::MintCacheHit);
@@ -85,6 +82,11 @@ impl Minter {
             host.count(Metric::MintCacheHit);
             return allow(host, plan::replaced(cfg, &p.removal, v.set, &tok));
         }
+        let scopes = match authorize::required_scopes(cfg, &spec.scopes, &v.scopes) {
+            Ok(s) if s.is_empty() => v.scopes.clone(),
+            Ok(s) => s,
+            Err(r) => return deny_with(host, Deny::InsufficientScope, r),
+        };
         let jti = self.jti(now);
         let nested = spec.nest.then_some(p.token.as_str());
         let Some((claims, exp_ms)) = minted_claims(signing, spec, &v, &scopes, now, jti, nested) else {

@@ -42,7 +42,7 @@ fn at() -> RouteInput<'static> {
 fn forwarded(o: &Outcome) -> String {
     match o {
         Outcome::Allow(plan) => {
-            assert!(plan.remove.contains(&"authorization".to_string()));
+            assert!(!plan.remove.contains(&"authorization".to_string()), "replaced by the set, not removed");
             plan.set.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v[7..].to_owned()).unwrap()
         }
         o => panic!("expected Allow, got {o:?}"),

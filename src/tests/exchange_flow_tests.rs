@@ -86,7 +86,7 @@ fn call(o: Outcome) -> (ExchangeCall, Pending) {
 fn forwarded(o: &Outcome) -> String {
     match o {
         Outcome::Allow(plan) => {
-            assert!(plan.remove.contains(&"authorization".to_string()), "the client's token is removed first");
+            assert!(!plan.remove.contains(&"authorization".to_string()), "the set replaces the client's one value");
             plan.set.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.clone()).expect("authorization set")
         }
         other => panic!("expected Allow, got {other:?}"),

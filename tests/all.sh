@@ -3,7 +3,7 @@
 # and the end-to-end suite in a real Envoy. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tests/bootstrap.sh
+tests/bootstrap.sh --with-oldest-envoy
 echo "== clippy (native + wasm32; unwrap/expect/panic are denied outside tests)"
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --release --target wasm32-wasip1 -- -D warnings
@@ -13,8 +13,10 @@ echo "== wasm build"
 ./wasm-build.sh >/dev/null
 echo "== fuzzing (each target ${TEF_FUZZ_SECONDS:-20}s from the seed corpus)"
 tests/fuzz.sh "${TEF_FUZZ_SECONDS:-20}"
-echo "== end to end, real Envoy"
+echo "== end to end, real Envoy 1.40"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider "$@"
+echo "== end to end again on the oldest supported Envoy (1.36.2)"
+ENVOY_BIN="$PWD/.venv-envoy-1.36/bin/envoy" .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider "$@"
 echo "== bounded soak (${TEF_SOAK_SECONDS:-45}s at 400 req/s, 100000 distinct tokens through 20000 cache slots)"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 .venv/bin/python tests/soak.py "${TEF_SOAK_SECONDS:-45}" 100000 400

@@ -1,0 +1,69 @@
+"""Metrics as an operator scrapes them: Envoy's `/stats/prometheus` during a run, parsed by a real
+Prometheus exposition parser (`prometheus_client`), with the filter's counters in it and moving;
+and every counter the filter defines documented in the README (so docs cannot drift)."""
+import re
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import jwt_tool
+from conftest import start_envoy, stop_all
+from harness import Envoy, bootstrap, static_cluster
+from servers import Echo
+
+ROOT = Path(__file__).resolve().parents[2]
+ISS, API = "https://idp.metrics.test", "https://api.metrics.test"
+
+
+@pytest.fixture(scope="module")
+def stack():
+    key = jwt_tool.Key("ES256")
+    echo = Echo().start()
+    plugin = {"providers": [{"name": "idp", "issuer": ISS, "audiences": [API], "jwks": {"inline": {"keys": [key.public_jwk()]}}}],
+              "forward": {"claims_to_headers": {"sub": "x-user-sub"}}}
+    envoy = start_envoy(Envoy(bootstrap(plugin, [static_cluster("upstream", echo.port)]), name="metrics"))
+    yield key, envoy
+    stop_all(envoy, echo)
+
+
+def scrape(envoy) -> dict:
+    envoy.stats()  # waits for the filter's 100 ms flush
+    text = envoy.admin("/stats/prometheus").body.decode()
+    out = {}
+    for family in text_string_to_metric_families(text):  # raises on a malformed exposition
+        for s in family.samples:
+            out[s.name] = out.get(s.name, 0) + s.value
+    return out
+
+
+def test_prometheus_exposition_parses_and_counters_move(stack):
+    key, envoy = stack
+    before = scrape(envoy)
+    ok = jwt_tool.encode(key, jwt_tool.claims(ISS, API))
+    assert envoy.get("/", [("authorization", f"Bearer {ok}")]).status == 200
+    assert envoy.get("/").status == 401
+    after = scrape(envoy)
+    ours = {k: v for k, v in after.items() if "token_exchange_filter" in k}
+    assert ours, sorted(after)[:50]
+    allowed = next(k for k in ours if k.endswith("token_exchange_filter_allowed") or k.endswith("token_exchange_filter_allowed_total"))
+    missing = next(k for k in ours if "denied_missing" in k)
+    assert after[allowed] - before.get(allowed, 0) == 1
+    assert after[missing] - before.get(missing, 0) == 1
+    assert not any("alice" in k for k in after), "no subject in metric names"
+
+
+def test_every_counter_is_documented(stack):
+    _, envoy = stack
+    names = set(envoy.stats())
+    assert len(names) > 40, names
+    metrics = ROOT.joinpath("README.md").read_text().split("### Metrics", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([a-z_.]+)`", metrics))
+    # `denied.<reason>` and `exchange_failed.<why>` are listed by their reasons.
+    def doc(n):
+        for group in ("denied.", "exchange_failed.", "introspection_failed."):
+            if n.startswith(group):
+                return n[len(group):] in documented
+        return n in documented
+    undocumented = sorted(n for n in names if not doc(n))
+    assert not undocumented, f"counters missing from the README's Metrics section: {undocumented}"

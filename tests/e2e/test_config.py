@@ -52,7 +52,7 @@ def test_bad_config_is_refused_naming_the_field(name, mutate, expect):
     assert expect in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("example", ["edge-gateway", "sidecar-inbound", "sidecar-outbound"])
+@pytest.mark.parametrize("example", ["edge-gateway", "edge-gateway-ext-authz", "sidecar-inbound", "sidecar-outbound"])
 def test_shipped_envoy_examples_validate(example):
     import os
 

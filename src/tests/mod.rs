@@ -10,3 +10,4 @@ mod embedded_tests;
 mod nested_tests;
 mod authorize_tests;
 mod introspection_tests;
+mod schema_tests;

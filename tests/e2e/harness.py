@@ -133,8 +133,42 @@ def request(port: int, path: str = "/", headers=(), method: str = "GET", body: b
 ALL_LOGS: list[Path] = []
 
 
+SCHEMA_PATH = ROOT / "schema" / "plugin-config.schema.json"
+
+
+def plugin_configs(config) -> list:
+    """Every token-exchange-filter plugin configuration (parsed JSON) in an Envoy bootstrap."""
+    found = []
+
+    def walk(v):
+        if isinstance(v, dict):
+            if v.get("root_id") == "token-exchange-filter" and "configuration" in v:
+                raw = v["configuration"]
+                found.append(json.loads(raw["value"] if isinstance(raw, dict) else raw))
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+    walk(config)
+    return found
+
+
+def check_schema(plugin: dict):
+    """Raises if `plugin` does not validate against the shipped JSON Schema."""
+    import jsonschema
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator(schema).validate(plugin)
+
+
 class Envoy:
-    def __init__(self, config: dict, concurrency: int = 2, name: str = "envoy", env: dict | None = None):
+    def __init__(self, config: dict, concurrency: int = 2, name: str = "envoy", env: dict | None = None,
+                 schema_check: bool = True):
+        # Every plugin configuration the suite runs Envoy with must validate against the shipped
+        # schema, so the schema cannot fall behind what the tests use.
+        if schema_check:
+            for plugin in plugin_configs(config):
+                check_schema(plugin)
         self.config = config
         self.env = env
         self.concurrency = concurrency

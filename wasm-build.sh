@@ -10,5 +10,6 @@ fi
 cargo build --release --locked --target wasm32-wasip1 "$@" >&2
 out="target/wasm32-wasip1/release/token_exchange_filter.wasm"
 size=$(wc -c <"$out")
-echo "built $out ($size bytes)" >&2
+sha=$(sha256sum "$out" | cut -d' ' -f1)
+echo "built $out ($size bytes, sha256 $sha: the WasmPlugin's sha256 for this file)" >&2
 echo "$PWD/$out"

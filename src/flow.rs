@@ -93,6 +93,8 @@ pub(crate) fn deny(cfg: &Config, host: &dyn Host, d: Deny, description: &'static
 
 pub(crate) fn deny_with(host: &dyn Host, d: Deny, r: Reply) -> Outcome {
     host.count(Metric::Denied(d));
+    // The reason code is the metric's; nothing from the request (no token, no subject).
+    log::debug!("[denied.{}] request refused with {}", d.name(), r.status);
     Outcome::Deny(r)
 }
 

@@ -182,7 +182,7 @@ impl Authenticator {
             }
             Answer::Failed(f) => {
                 host.count(Metric::IntrospectionFailed(f));
-                log::warn!("provider {}: token introspection failed: {}", provider.name, f.name());
+                log::warn!("[introspection_failed.{}] provider {}: token introspection failed", f.name(), provider.name);
                 if f.unavailable() {
                     Err((Deny::IntrospectionUnavailable, "token introspection unavailable"))
                 } else {

@@ -204,7 +204,7 @@ impl Keystore {
                     pk.set = Some(Rc::new(set));
                     r.body_hash = hash;
                 }
-                _ => log::warn!("provider {}: shared JWKS record does not parse", self.names[p]),
+                _ => log::warn!("[jwks_record_invalid] provider {}: shared JWKS record does not parse", self.names[p]),
             }
         }
         true
@@ -368,7 +368,7 @@ impl Keystore {
             match jwk::parse_jwks(&body) {
                 Ok((set, rejected)) => {
                     for (i, e) in &rejected {
-                        log::warn!("provider {name}: JWKS key {i} ignored: {e}");
+                        log::warn!("[jwks_key_rejected] provider {name}: JWKS key {i} ignored: {e}");
                         host.count(Metric::JwksKeysRejected);
                     }
                     if set.keys.is_empty() {
@@ -395,7 +395,7 @@ impl Keystore {
             }
             Err(reason) => {
                 host.count(Metric::JwksFetchFailed);
-                log::warn!("provider {name}: JWKS fetch failed: {reason}; keeping the last good keys");
+                log::warn!("[jwks_fetch_failed] provider {name}: JWKS fetch failed: {reason}; keeping the last good keys");
                 meta.next_fetch_ms = now + r.src.retry_ms;
                 meta.last_fail_ms = now;
                 old_body

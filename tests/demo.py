@@ -4,6 +4,8 @@ to, a second hop (the edge mints a token for "catalog"; catalog's own sidecar, a
 verifies it against the JWKS the edge serves), and requests refused.
 `--serve` keeps everything running for your own curl until Ctrl-C."""
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent / "e2e"))
 
 import jwt_tool  # noqa: E402
-from harness import ROOT, Envoy, bootstrap, request, static_cluster  # noqa: E402
+from harness import ROOT, Envoy, bootstrap, remove_temp_dirs, request, static_cluster  # noqa: E402
 from servers import STS, Echo, IdP, free_port  # noqa: E402
 
 ISS, AUD = "https://idp.example.com", "https://api.example.com"
@@ -52,7 +54,10 @@ def show(title, r, upstream=("x-user-sub", "x-user-scope", "x-principal", "autho
 
 
 def main():
+    # `kill <pid>` stops the demo as Ctrl-C does: Envoy and the local servers go down with it.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     idp, echo = IdP(ISS).start(), Echo().start()
+    idp.demo_audience = AUD  # serves fresh client tokens on /demo-token (the demo only)
     sts = STS("https://sts.example.com", idp, ["https://orders.ecomm.com", "https://inventory.ecomm.com"]).start()
     cfg = json.loads((ROOT / "envoy" / "plugin-config.exchange.json").read_text())
     # The second hop: the edge mints tokens for catalog with a key it gets from its environment
@@ -101,7 +106,10 @@ def main():
                   "cache_hit", "cache_miss", "jwks_fetch_ok", "exchange_ok", "exchange_cache_hit", "exchange_cache_miss"):
             print(f"    token_exchange_filter.{k}: {stats.get(k, 0)}")
         if "--serve" in sys.argv:
-            print(f"\nServing. Try:\n  curl -i http://127.0.0.1:{envoy.port}/orders -H 'authorization: Bearer {good}'\nCtrl-C to stop.")
+            print(f"\nServing. Try (a token lives five minutes; each curl below gets a fresh one from the demo IdP):\n"
+                  f"  curl -i http://127.0.0.1:{envoy.port}/orders/42 -H \"authorization: Bearer $(curl -s http://127.0.0.1:{idp.port}/demo-token)\"\n"
+                  f"  metrics: curl -s http://127.0.0.1:{envoy.admin_port}/stats/prometheus | grep token_exchange_filter\n"
+                  f"Ctrl-C (or kill {os.getpid()}) to stop.")
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
@@ -111,6 +119,7 @@ def main():
         catalog.stop()
         for srv in (idp, sts, echo):
             srv.stop()
+        remove_temp_dirs()
 
 
 if __name__ == "__main__":

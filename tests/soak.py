@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "e2e"))
 import jwt_tool  # noqa: E402
-from harness import Envoy, bootstrap, static_cluster  # noqa: E402
+from harness import Envoy, bootstrap, remove_temp_dirs, static_cluster  # noqa: E402
 from servers import Echo, IdP  # noqa: E402
 
 ISS = "https://idp.soak"
@@ -72,6 +72,7 @@ def main():
         envoy.stop()
         idp.stop()
         echo.stop()
+        remove_temp_dirs()
 
 
 if __name__ == "__main__":

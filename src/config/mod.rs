@@ -149,6 +149,31 @@ pub(super) fn header_name(field: &str, name: &str) -> Result<String, ConfigError
     Ok(name.to_ascii_lowercase())
 }
 
+/// One line for the startup log: what the filter will do, never a secret.
+pub fn summary(c: &Config) -> String {
+    let remote = c.providers.iter().filter(|p| matches!(p.jwks, JwksSource::Remote(_))).count();
+    let discovery = c.providers.iter().filter(|p| matches!(&p.jwks, JwksSource::Remote(r) if r.discovery_issuer.is_some())).count();
+    let intro = c.providers.iter().filter(|p| p.introspection.is_some()).count();
+    let kinds = |f: fn(&Route) -> bool| c.routes.iter().filter(|r| f(r)).count();
+    format!(
+        "{} providers ({} remote JWKS, {} by discovery, {} introspecting), {} routes ({} exchange, {} mint, {} embedded, {} with require), sts {}, signing {}, cache {} slots / {} s, stat_prefix {}",
+        c.providers.len(),
+        remote,
+        discovery,
+        intro,
+        c.routes.len(),
+        kinds(|r| r.exchange.is_some()),
+        kinds(|r| r.mint.is_some()),
+        kinds(|r| r.embedded.is_some()),
+        kinds(|r| r.require.is_some()),
+        if c.sts.is_some() { "on" } else { "off" },
+        c.signing.as_ref().map_or("off".to_owned(), |s| format!("on ({} keys, issuer {})", s.keys.len(), s.issuer)),
+        c.cache_max_entries,
+        c.cache_max_ttl_ms / 1000,
+        c.stat_prefix
+    )
+}
+
 impl Config {
     /// Every key source: the providers in order, then the STS (index `providers.len()`) if it has keys.
     pub fn key_sources(&self) -> Vec<(&str, &JwksSource)> {

@@ -89,7 +89,7 @@ impl Exchanger {
         }
         if p.led & LED_EXCHANGE != 0 {
             // Defence in depth: whatever the STS answered, one request makes one STS call.
-            log::warn!("token exchange: a request's own exchange left no result; not calling the STS again");
+            log::warn!("[exchange_no_result] token exchange: a request's own exchange left no result; not calling the STS again");
             return deny(cfg, host, Deny::ExchangeUnavailable, "token exchange unavailable");
         }
         // Lead this exchange.
@@ -154,7 +154,7 @@ impl Exchanger {
                 }
                 Err(why) => {
                     host.count(Metric::ExchangeRejected);
-                    log::warn!("token exchange: the STS answer was rejected: {why}");
+                    log::warn!("[exchange_rejected] token exchange: the STS answer was rejected: {why}");
                     Err((Deny::ExchangeUnavailable, reply::unavailable("token exchange failed")))
                 }
             },
@@ -169,7 +169,7 @@ impl Exchanger {
             }
             StsAnswer::Failed(why) => {
                 host.count(Metric::ExchangeFailed(why));
-                log::warn!("token exchange failed: {}", why.name());
+                log::warn!("[exchange_failed.{}] token exchange failed", why.name());
                 Err((Deny::ExchangeUnavailable, reply::unavailable("token exchange unavailable")))
             }
         };

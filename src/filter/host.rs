@@ -23,7 +23,7 @@ impl Metrics {
         for m in all {
             match hostcalls::define_metric(MetricType::Counter, &format!("{prefix}.{}", m.name())) {
                 Ok(id) => ids[m.index()] = id,
-                Err(e) => log::warn!("cannot define metric {}: {e:?}", m.name()),
+                Err(e) => log::warn!("[metric_failed] cannot define metric {}: {e:?}", m.name()),
             }
         }
         let counts = ids.iter().map(|_| Cell::new(0)).collect();

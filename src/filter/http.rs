@@ -38,7 +38,7 @@ impl Http {
                     Action::Pause
                 }
                 Err(e) => {
-                    log::warn!("callout: dispatch to cluster \"{}\" failed: {e:?}", call.cluster);
+                    log::warn!("[dispatch_failed] callout: dispatch to cluster \"{}\" failed: {e:?}", call.cluster);
                     s.filter.borrow_mut().call_done(&call.key, CallResult::DispatchFailed, &host);
                     let next = s.filter.borrow_mut().resume(&p, &host);
                     match next {

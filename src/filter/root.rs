@@ -33,6 +33,21 @@ enum Callout {
 pub struct Root {
     shared: Option<Rc<Shared>>,
     callouts: HashMap<u32, Callout>,
+    ticks: u32,
+}
+
+/// Logs at the level Envoy runs the `wasm` component at (`--component-log-level wasm:debug`
+/// shows one line per denied request): below it, nothing is formatted and no host call is made.
+fn sync_log_level() {
+    use proxy_wasm::types::LogLevel;
+    let filter = match hostcalls::get_log_level() {
+        Ok(LogLevel::Trace) => log::LevelFilter::Trace,
+        Ok(LogLevel::Debug) => log::LevelFilter::Debug,
+        Ok(LogLevel::Info) | Err(_) => log::LevelFilter::Info,
+        Ok(LogLevel::Warn) => log::LevelFilter::Warn,
+        Ok(LogLevel::Error) | Ok(LogLevel::Critical) => log::LevelFilter::Error,
+    };
+    log::set_max_level(filter);
 }
 
 pub fn dispatch(call: &ExchangeCall) -> Result<u32, proxy_wasm::types::Status> {
@@ -78,7 +93,7 @@ pub fn wake_pending(s: &Shared, mut leader: Option<&mut Root>) {
 
 impl Root {
     pub fn new(_id: u32) -> Root {
-        Root { shared: None, callouts: HashMap::new() }
+        Root { shared: None, callouts: HashMap::new(), ticks: 0 }
     }
 
     fn dispatch_fetches(&mut self, s: &Shared) {
@@ -131,33 +146,39 @@ impl RootContext for Root {
     }
 
     fn on_configure(&mut self, _size: usize) -> bool {
+        sync_log_level();
         let bytes = match hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, usize::MAX) {
             Ok(Some(b)) => b,
             _ => {
-                log::error!("invalid plugin configuration: (root): the configuration is empty");
+                log::error!("[config_invalid] invalid plugin configuration: (root): the configuration is empty");
                 return false;
             }
         };
         let cfg = match config::parse(&bytes) {
             Ok(c) => c,
             Err(e) => {
-                log::error!("{e}");
+                log::error!("[config_invalid] {e}");
                 return false;
             }
         };
+        let summary = crate::config::summary(&cfg);
         let metrics = Metrics::define(&cfg.stat_prefix);
         let mut filter = Filter::new(Rc::new(cfg));
         filter.init(&WasmHost { metrics: &metrics });
         self.shared = Some(Rc::new(Shared { filter: RefCell::new(filter), metrics, pending: RefCell::new(BTreeMap::new()) }));
         if let Err(e) = hostcalls::set_tick_period(TICK) {
-            log::error!("cannot set the tick period: {e:?}");
+            log::error!("[tick_failed] cannot set the tick period: {e:?}");
             return false;
         }
-        log::info!("token-exchange-filter configured");
+        log::info!("token-exchange-filter configured (version {}): {summary}", env!("CARGO_PKG_VERSION"));
         true
     }
 
     fn on_tick(&mut self) {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks % 50 == 0 {
+            sync_log_level(); // an operator may change Envoy's level at runtime (admin /logging)
+        }
         let Some(s) = self.shared.clone() else { return };
         self.dispatch_fetches(&s);
         if !s.pending.borrow().is_empty() {

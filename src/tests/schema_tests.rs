@@ -9,9 +9,11 @@ use std::collections::BTreeSet;
 
 const SCHEMA: &str = include_str!("../../schema/plugin-config.schema.json");
 
-/// Every object node with `properties`, with the JSON path to it (`Some(name)` for a member,
-/// `None` for an array item).
-fn objects<'a>(node: &'a Value, path: Vec<Option<String>>, out: &mut Vec<(Vec<Option<String>>, &'a Map<String, Value>)>) {
+/// A JSON path: `Some(name)` for a member, `None` for an array item.
+type Path = Vec<Option<String>>;
+
+/// Every object node with `properties`, with the JSON path to it.
+fn objects<'a>(node: &'a Value, path: Path, out: &mut Vec<(Path, &'a Map<String, Value>)>) {
     if let Some(props) = node.get("properties").and_then(Value::as_object) {
         out.push((path.clone(), props));
         for (k, v) in props {

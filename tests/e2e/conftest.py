@@ -40,3 +40,10 @@ def stop_all(env, *servers):
     stop_envoy(env)
     for s in servers:
         s.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A passing run leaves no `tef-*` folder behind; a failing one keeps them for their logs."""
+    if exitstatus == 0:
+        from harness import remove_temp_dirs
+        remove_temp_dirs()

@@ -133,6 +133,14 @@ def request(port: int, path: str = "/", headers=(), method: str = "GET", body: b
 ALL_LOGS: list[Path] = []
 
 
+def remove_temp_dirs():
+    """Removes the `tef-*` folders this process made (Envoy configs and logs). The e2e suite
+    calls it when the session passed (a failing run keeps them, for its logs); the demo and the
+    soak always."""
+    for log in ALL_LOGS:
+        shutil.rmtree(log.parent, ignore_errors=True)
+
+
 SCHEMA_PATH = ROOT / "schema" / "plugin-config.schema.json"
 
 
@@ -256,11 +264,11 @@ class Envoy:
 
 def validate(config: dict, env: dict | None = None) -> tuple[int, str]:
     """`envoy --mode validate`: runs on_vm_start/on_configure without serving."""
-    d = Path(tempfile.mkdtemp(prefix="tef-validate-"))
-    cfg = d / "envoy.json"
-    cfg.write_text(json.dumps(config))
-    p = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(cfg), "-l", "info", "--disable-hot-restart"],
-                       capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
+    with tempfile.TemporaryDirectory(prefix="tef-validate-") as d:
+        cfg = Path(d) / "envoy.json"
+        cfg.write_text(json.dumps(config))
+        p = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(cfg), "-l", "info", "--disable-hot-restart"],
+                           capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
     return p.returncode, p.stdout + p.stderr
 
 

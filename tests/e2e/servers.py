@@ -70,6 +70,10 @@ class _Quiet(BaseHTTPRequestHandler):
 class _IdPHandler(_Quiet):
     def do_GET(self):
         idp = self.server_owner
+        if self.path.split("?")[0] == "/demo-token" and idp.demo_audience:
+            # The demo's --serve mode only: a fresh client token (five minutes), as text.
+            tok = jwt_tool.encode(idp.key("ES256"), jwt_tool.claims(idp.issuer, idp.demo_audience, sub="alice", scope="orders:read profile"))
+            return self._send(200, tok.encode(), ctype="text/plain")
         if self.path.split("?")[0] == "/.well-known/openid-configuration":
             with idp.lock:
                 idp.discovery_requests += 1
@@ -149,6 +153,7 @@ class IdP(_Server):
         # OpenID discovery at /.well-known/openid-configuration (`discovery_issuer` overrides the
         # issuer it names); `discovery_requests` counts them, `jwks_paths` the JWKS paths asked.
         self.discovery_issuer = None
+        self.demo_audience = None
         self.discovery_requests = 0
         self.jwks_paths = []
         self.introspection_client = "gw"

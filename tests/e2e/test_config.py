@@ -88,3 +88,15 @@ def test_phantom_token_example_config_is_accepted():
     rc, out = validate(bootstrap(conf, CLUSTERS, env_keys=["TEF_SIGNING_JWK"]), env=env)
     assert rc == 0, out[-3000:]
     assert "token-exchange-filter configured" in out
+
+
+def test_check_config_tool_answers_ok_or_the_field(tmp_path):
+    """tools/check-config.py: a plugin JSON (or WasmPlugin YAML) alone through the real parser."""
+    import sys
+    tool = str(ROOT / "tools" / "check-config.py")
+    p = subprocess.run([sys.executable, tool, str(ROOT / "envoy" / "plugin-config.example.json")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.startswith("OK") and "2 providers" in p.stdout, p.stdout + p.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"providers": [{"name": "a", "issuer": "x", "audiences": ["y"], "jwks": {"cluster": "c", "path": "jwks"}}]}))
+    p = subprocess.run([sys.executable, tool, str(bad)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "REFUSED" in p.stdout and "providers[0].jwks.path" in p.stdout, p.stdout + p.stderr

@@ -1,7 +1,8 @@
-//! The only ways the core reaches the proxy: time, shared data and metrics. The wasm glue
+//! The only ways the core reaches the proxy: time, shared data and metrics (counters, and the
+//! histograms of callout times). The wasm glue
 //! implements these with proxy-wasm hostcalls; tests use `testing::FakeHost`.
 
-use crate::metrics::Metric;
+use crate::metrics::{Histogram, Metric};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetError {
@@ -19,4 +20,6 @@ pub trait Host {
     /// (the host lets any write to a missing key succeed).
     fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError>;
     fn count(&self, metric: Metric);
+    /// Records one value (milliseconds) in a histogram: the time a callout took.
+    fn observe(&self, histogram: Histogram, value_ms: u64);
 }

@@ -14,7 +14,7 @@ use crate::host::Host;
 use crate::introspection::{self, Answer, Body, Failure};
 use crate::jose::{b64, jws, verify};
 use crate::keys::{KeyState, Want};
-use crate::metrics::{Deny, Metric};
+use crate::metrics::{Deny, Histogram, Metric};
 use crate::singleflight::{Flight, Key, SingleFlight};
 use crate::sts::{self, ClientAuth};
 use serde_json::{Map, Value};
@@ -24,6 +24,7 @@ type IntroResult = Result<Verified, (Deny, &'static str)>;
 
 /// What an introspection in flight needs when its answer comes.
 pub(crate) struct InFlight {
+    started_ms: u64,
     provider: usize,
     /// The token's claims-cache key (the flight's own key is per provider).
     claims_key: Key,
@@ -120,7 +121,7 @@ impl Authenticator {
             return Auth::Fail(Deny::IntrospectionUnavailable, "token introspection unavailable");
         }
         let deadline = now + i.timeout_ms + 500;
-        self.intro.flight.lead(*key, deadline, InFlight { provider: p, claims_key, jwt }, host);
+        self.intro.flight.lead(*key, deadline, InFlight { started_ms: now, provider: p, claims_key, jwt }, host);
         let req = introspection::build_request(i, token);
         Auth::Call(ExchangeCall { key: *key, cluster: i.cluster.clone(), headers: req.headers, body: req.body.into_bytes(), timeout_ms: i.timeout_ms }, deadline)
     }
@@ -129,7 +130,8 @@ impl Authenticator {
     /// cache) and to the requests waiting for it.
     pub fn introspection_done(&mut self, key: &Key, result: CallResult, host: &dyn Host) {
         let now = host.now_ms();
-        let Some(InFlight { provider: p, claims_key, jwt }) = self.intro.flight.finish(key, host) else { return };
+        let Some(InFlight { started_ms, provider: p, claims_key, jwt }) = self.intro.flight.finish(key, host) else { return };
+        host.observe(Histogram::IntrospectionCallMs, now.saturating_sub(started_ms));
         let cfg = self.cfg.clone();
         let provider = &cfg.providers[p];
         let Some(i) = provider.introspection.as_ref() else { return };

@@ -13,7 +13,7 @@
 use crate::config::{Config, JwksSource, RemoteJwks};
 use crate::host::Host;
 use crate::jose::jwk::{self, KeySet};
-use crate::metrics::Metric;
+use crate::metrics::{Histogram, Metric};
 use sha2::{Digest, Sha256};
 use std::rc::Rc;
 
@@ -72,6 +72,8 @@ struct Remote {
     discovered_until: u64,
     /// The fetch in flight is the metadata document.
     discovering: bool,
+    /// When this VM dispatched its fetch in flight (for the `jwks_fetch_ms` histogram).
+    fetch_started_ms: u64,
     /// The metadata document just came in: this VM still holds the lease and fetches the JWKS
     /// at its next tick (until this deadline).
     chain_until: u64,
@@ -159,6 +161,7 @@ impl Keystore {
                             discovered: None,
                             discovered_until: 0,
                             discovering: false,
+                            fetch_started_ms: 0,
                             chain_until: 0,
                         }),
                     }
@@ -291,6 +294,7 @@ impl Keystore {
                 // The metadata document came in; the lease is still this VM's: the JWKS next.
                 r.inflight_until = r.chain_until;
                 r.chain_until = 0;
+                r.fetch_started_ms = now;
                 out.push(jwks_fetch(p, r));
                 continue;
             }
@@ -319,6 +323,7 @@ impl Keystore {
                 continue; // another VM won this round
             }
             r.inflight_until = until;
+            r.fetch_started_ms = now;
             r.discovering = r.src.discovery_issuer.is_some() && (r.discovered.is_none() || now >= r.discovered_until);
             out.push(if r.discovering { get(p, r, &r.src.authority, &r.src.path, "application/json") } else { jwks_fetch(p, r) });
         }
@@ -332,6 +337,7 @@ impl Keystore {
         let Some(pk) = self.providers.get_mut(p) else { return };
         let Some(r) = pk.remote.as_mut() else { return };
         r.inflight_until = 0;
+        host.observe(Histogram::JwksFetchMs, now.saturating_sub(r.fetch_started_ms));
         let result = if std::mem::take(&mut r.discovering) {
             let issuer = r.src.discovery_issuer.clone().unwrap_or_default();
             match result.and_then(|doc| discovered_jwks(&doc, &issuer)) {

@@ -99,6 +99,30 @@ impl Deny {
     }
 }
 
+/// Histograms of how long callouts take, in milliseconds (Envoy's proxy-wasm histograms: in
+/// `/stats/prometheus` with Envoy's buckets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Histogram {
+    /// A JWKS (or discovery document) fetch, dispatch to answer (or failure).
+    JwksFetchMs,
+    /// An STS token exchange call.
+    ExchangeCallMs,
+    /// An introspection call.
+    IntrospectionCallMs,
+}
+
+impl Histogram {
+    pub const ALL: [Histogram; 3] = [Histogram::JwksFetchMs, Histogram::ExchangeCallMs, Histogram::IntrospectionCallMs];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Histogram::JwksFetchMs => "jwks_fetch_ms",
+            Histogram::ExchangeCallMs => "exchange_call_ms",
+            Histogram::IntrospectionCallMs => "introspection_call_ms",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Metric {
     Allowed,

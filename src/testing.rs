@@ -1,7 +1,7 @@
 //! A fake host for native tests: a clock, shared data with the host's CAS semantics, counters.
 
 use crate::host::{Host, SetError};
-use crate::metrics::Metric;
+use crate::metrics::{Histogram, Metric};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
@@ -12,6 +12,8 @@ pub struct FakeHost {
     pub counters: RefCell<BTreeMap<Metric, u64>>,
     /// Shared-data reads so far.
     pub reads: Cell<u64>,
+    /// Every histogram value recorded, in order.
+    pub observed: RefCell<Vec<(Histogram, u64)>>,
 }
 
 impl FakeHost {
@@ -64,5 +66,8 @@ impl Host for FakeHost {
     }
     fn count(&self, metric: Metric) {
         *self.counters.borrow_mut().entry(metric).or_default() += 1;
+    }
+    fn observe(&self, histogram: Histogram, value_ms: u64) {
+        self.observed.borrow_mut().push((histogram, value_ms));
     }
 }

@@ -12,7 +12,7 @@ use crate::host::Host;
 use crate::jose::jws;
 use crate::jose::verify;
 use crate::keys::{KeyState, Want};
-use crate::metrics::{Deny, Metric};
+use crate::metrics::{Deny, Histogram, Metric};
 use crate::plan;
 use crate::reply::{self, Reply};
 use crate::singleflight::{Flight, Key, SingleFlight};
@@ -20,6 +20,7 @@ use crate::sts::{self, ExchangeSpec, Failure, StsAnswer};
 
 /// What the answer of an exchange in flight is checked against.
 struct InFlight {
+    started_ms: u64,
     route: usize,
     allowed_scopes: Vec<String>,
     subject_exp_ms: u64,
@@ -96,7 +97,7 @@ impl Exchanger {
         host.count(Metric::ExchangeCacheMiss);
         let deadline = now + sts.timeout_ms + 500;
         let allowed_scopes = if spec.scopes.is_empty() { v.scopes.clone() } else { scopes.clone() };
-        self.flight.lead(key, deadline, InFlight { route, allowed_scopes, subject_exp_ms: v.exp_ms }, host);
+        self.flight.lead(key, deadline, InFlight { started_ms: now, route, allowed_scopes, subject_exp_ms: v.exp_ms }, host);
         let req = sts::build_request(
             &sts.authority,
             &sts.path,
@@ -124,6 +125,7 @@ impl Exchanger {
             log::debug!("token exchange answer for an exchange no longer in flight");
             return;
         };
+        host.observe(Histogram::ExchangeCallMs, now.saturating_sub(f.started_ms));
         let answer = match result {
             CallResult::Response { status, body, .. } if body.len() <= sts::MAX_RESPONSE_BYTES => sts::parse_response(status, body),
             CallResult::Response { .. } => StsAnswer::Failed(Failure::BadResponse),

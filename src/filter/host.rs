@@ -2,7 +2,7 @@
 
 use crate::flow::{HeaderPlan, Outcome};
 use crate::host::{Host, SetError};
-use crate::metrics::Metric;
+use crate::metrics::{Histogram, Metric};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, MetricType, Status};
 use std::cell::Cell;
@@ -14,6 +14,8 @@ use std::time::UNIX_EPOCH;
 pub struct Metrics {
     ids: Vec<u32>,
     counts: Vec<Cell<u64>>,
+    /// Histogram ids by `Histogram as usize` (0: not defined).
+    histograms: Vec<u32>,
 }
 
 impl Metrics {
@@ -27,7 +29,17 @@ impl Metrics {
             }
         }
         let counts = ids.iter().map(|_| Cell::new(0)).collect();
-        Metrics { ids, counts }
+        let histograms = Histogram::ALL
+            .iter()
+            .map(|h| match hostcalls::define_metric(MetricType::Histogram, &format!("{prefix}.{}", h.name())) {
+                Ok(id) => id,
+                Err(e) => {
+                    log::warn!("[metric_failed] cannot define histogram {}: {e:?}", h.name());
+                    0
+                }
+            })
+            .collect();
+        Metrics { ids, counts, histograms }
     }
 
     pub fn flush(&self) {
@@ -72,6 +84,13 @@ impl Host for WasmHost<'_> {
     fn count(&self, metric: Metric) {
         if let Some(c) = self.metrics.counts.get(metric.index()) {
             c.set(c.get() + 1);
+        }
+    }
+
+    fn observe(&self, histogram: Histogram, value_ms: u64) {
+        // One hostcall per callout that ended (callouts are rare next to requests).
+        if let Some(&id) = self.metrics.histograms.get(histogram as usize).filter(|id| **id != 0) {
+            let _ = hostcalls::record_metric(id, value_ms);
         }
     }
 }

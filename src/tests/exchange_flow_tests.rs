@@ -123,6 +123,7 @@ fn leader_and_followers_on_one_vm_then_cache() {
     assert_eq!(e.host.counter(Metric::ExchangeOk), 1);
     assert_eq!(e.host.counter(Metric::ExchangeCacheMiss), 1);
     assert_eq!(e.host.counter(Metric::ExchangeCacheHit), 1);
+    assert_eq!(e.host.observed.borrow().iter().filter(|(h, _)| *h == crate::metrics::Histogram::ExchangeCallMs).count(), 1, "one exchange timed");
     // From then on this worker answers from its own front: no shared-data read, no STS call.
     let reads = e.host.reads.get();
     assert_eq!(forwarded(&ask(&mut f, &e.host, &tok)), format!("Bearer {issued}"));

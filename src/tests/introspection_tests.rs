@@ -359,3 +359,20 @@ fn introspect_jwts_checks_a_verified_jwt_for_revocation() {
     let e = config::parse(json!({"providers": [p]}).to_string().as_bytes()).err().unwrap();
     assert_eq!(e.field, "providers[0].introspection.introspect_jwts");
 }
+
+#[test]
+fn callout_times_go_to_their_histograms() {
+    use crate::metrics::Histogram;
+    let (host, mut f) = plain();
+    let (c, _) = call(ask(&mut f, &host, OPAQUE));
+    host.advance(137);
+    json_answer(&mut f, &host, &c, "200", &active(), None);
+    assert_eq!(*host.observed.borrow(), vec![(Histogram::IntrospectionCallMs, 137)]);
+    // A JWKS fetch: dispatch at a tick, the answer 42 ms later.
+    let k = EsKey::new("k1");
+    let (host, mut f) = filter(json!({"providers": [{"name": "r", "issuer": ISS, "audiences": [API], "jwks": {"cluster": "idp", "path": "/jwks"}}]}));
+    assert_eq!(f.tick(&host).len(), 1);
+    host.advance(42);
+    f.fetch_done(0, Ok(super::support::jwks(&[k.jwk()])), &host);
+    assert_eq!(*host.observed.borrow(), vec![(Histogram::JwksFetchMs, 42)]);
+}

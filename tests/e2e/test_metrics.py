@@ -9,8 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import jwt_tool
 from conftest import start_envoy, stop_all
-from harness import Envoy, bootstrap, static_cluster
-from servers import Echo
+from harness import Envoy, bootstrap, static_cluster, wait_for
+from servers import Echo, IdP
 
 ROOT = Path(__file__).resolve().parents[2]
 ISS, API = "https://idp.metrics.test", "https://api.metrics.test"
@@ -18,13 +18,13 @@ ISS, API = "https://idp.metrics.test", "https://api.metrics.test"
 
 @pytest.fixture(scope="module")
 def stack():
-    key = jwt_tool.Key("ES256")
+    idp = IdP(ISS, algs=("ES256",)).start()
     echo = Echo().start()
-    plugin = {"providers": [{"name": "idp", "issuer": ISS, "audiences": [API], "jwks": {"inline": {"keys": [key.public_jwk()]}}}],
+    plugin = {"providers": [{"name": "idp", "issuer": ISS, "audiences": [API], "jwks": {"cluster": "idp", "path": "/jwks"}}],
               "forward": {"claims_to_headers": {"sub": "x-user-sub"}}}
-    envoy = start_envoy(Envoy(bootstrap(plugin, [static_cluster("upstream", echo.port)]), name="metrics"))
-    yield key, envoy
-    stop_all(envoy, echo)
+    envoy = start_envoy(Envoy(bootstrap(plugin, [static_cluster("idp", idp.port), static_cluster("upstream", echo.port)]), name="metrics"))
+    yield idp.key("ES256"), envoy
+    stop_all(envoy, idp, echo)
 
 
 def scrape(envoy) -> dict:
@@ -51,12 +51,20 @@ def test_prometheus_exposition_parses_and_counters_move(stack):
     assert after[allowed] - before.get(allowed, 0) == 1
     assert after[missing] - before.get(missing, 0) == 1
     assert not any("alice" in k for k in after), "no subject in metric names"
+    # The callout-time histogram: the JWKS fetch this Envoy made, with Envoy's buckets (Envoy
+    # publishes histograms at its stats flush, every 5 s by default).
+    def fetches():
+        m = scrape(envoy)
+        return next((v for k, v in m.items() if "jwks_fetch_ms" in k and k.endswith("_count")), 0) >= 1 and m
+    m = wait_for(fetches, timeout=12, what="a jwks_fetch_ms sample")
+    assert any("jwks_fetch_ms" in k and k.endswith("_bucket") for k in m)
 
 
 def test_every_counter_is_documented(stack):
     _, envoy = stack
     names = set(envoy.stats())
     assert len(names) > 40, names
+    names |= {"jwks_fetch_ms", "exchange_call_ms", "introspection_call_ms"}  # histograms are not in /stats counters
     metrics = ROOT.joinpath("README.md").read_text().split("### Metrics", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`([a-z_.]+)`", metrics))
     # `denied.<reason>` and `exchange_failed.<why>` are listed by their reasons.

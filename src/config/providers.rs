@@ -340,7 +340,7 @@ pub(super) fn providers(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigEr
         let has_jwks = p.jwks.is_some() || p.discovery.is_some();
         let introspection = match p.introspection {
             None => None,
-            Some(x) => Some(introspection::introspection(&format!("{f}.introspection"), x, has_jwks)?),
+            Some(x) => Some(introspection::introspection(&format!("{f}.introspection"), x, has_jwks, p.discovery.is_some())?),
         };
         let jwks = match (p.jwks, p.discovery) {
             (Some(_), Some(_)) => return fail(format!("{f}.discovery"), "set `jwks` or `discovery`, not both"),

@@ -376,3 +376,34 @@ fn callout_times_go_to_their_histograms() {
     f.fetch_done(0, Ok(super::support::jwks(&[k.jwk()])), &host);
     assert_eq!(*host.observed.borrow(), vec![(Histogram::JwksFetchMs, 42)]);
 }
+
+#[test]
+fn the_introspection_endpoint_can_come_from_discovery() {
+    let mut p = provider(json!({"discovery": {"cluster": "idp", "authority": "idp.example.com"}}));
+    p["introspection"].as_object_mut().unwrap().remove("path");
+    let (host, mut f) = filter(json!({"providers": [p]}));
+    let waiting = match ask(&mut f, &host, OPAQUE) {
+        Outcome::Wait(p) => p,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(f.tick(&host).len(), 1, "the discovery document");
+    let doc = json!({"issuer": ISS, "jwks_uri": "https://idp.example.com/jwks",
+                     "introspection_endpoint": "https://as.example.com:8443/oauth2/introspect"});
+    f.fetch_done(0, Ok(doc.to_string().into_bytes()), &host);
+    host.advance(100);
+    assert_eq!(f.tick(&host).len(), 1, "then the JWKS");
+    f.fetch_done(0, Ok(super::support::jwks(&[EsKey::new("k").jwk()])), &host);
+    let (c, _) = call(f.resume(&waiting, &host).unwrap());
+    let h = |n: &str| c.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
+    assert_eq!((h(":authority"), h(":path")), ("as.example.com:8443".into(), "/oauth2/introspect".into()));
+    // Another worker finds the endpoint in shared data.
+    let mut other = Filter::new(f.cfg.clone());
+    other.init(&host);
+    let (c, _) = call(other.on_request(&at("/x"), &bearer("another-opaque"), &host));
+    assert!(c.headers.contains(&(":path".to_string(), "/oauth2/introspect".to_string())));
+    // Without discovery the path is required.
+    let mut p = provider(json!({}));
+    p["introspection"].as_object_mut().unwrap().remove("path");
+    let e = config::parse(json!({"providers": [p]}).to_string().as_bytes()).err().unwrap();
+    assert_eq!(e.field, "providers[0].introspection.path");
+}

@@ -201,3 +201,22 @@ def test_authorization_on_introspected_claims(stack):
     idp, _, _, envoy, _ = stack
     assert get(envoy, "/admin/x", opaque(idp, sub="reader")).status == 403
     assert get(envoy, "/admin/x", opaque(idp, sub="admin", scope="admin orders:read")).status == 200
+
+
+def test_the_introspection_endpoint_from_discovery():
+    """No `introspection.path`: the discovery document's introspection_endpoint is used."""
+    idp = IdP(ISS, algs=("ES256",)).start()
+    echo = Echo().start()
+    intro = introspection("idp")
+    del intro["path"]
+    plugin = {"providers": [{"name": "disc", "issuer": ISS, "audiences": [API], "discovery": {"cluster": "idp"}, "introspection": intro}],
+              "forward": {"principal_header": "x-principal"}}
+    envoy = start_envoy(Envoy(bootstrap(plugin, [static_cluster("idp", idp.port), static_cluster("upstream", echo.port)]), name="intro-discovery"))
+    try:
+        tok = opaque(idp, sub="discovered")
+        r = get(envoy, "/x", tok)
+        assert r.status == 200, r
+        assert r.upstream_headers["x-principal"] == [f'["{ISS}","discovered"]']
+        assert idp.discovery_requests == 1 and calls(idp) == 1
+    finally:
+        stop_all(envoy, idp, echo)

@@ -98,11 +98,13 @@ impl Authenticator {
             }
             return Auth::Fail(Deny::Inactive, "token is not active");
         }
-        if waited.is_some_and(|w| now >= w.deadline_ms) {
-            return Auth::Fail(Deny::IntrospectionUnavailable, "token introspection unavailable");
-        }
         // A signed answer is verified against the provider's keys: have them before calling.
+        let expired = waited.is_some_and(|w| now >= w.deadline_ms);
+        let unavailable = Auth::Fail(Deny::IntrospectionUnavailable, "token introspection unavailable");
         if i.signed && matches!(self.keys.state(p, None, host), KeyState::Missing) {
+            if expired {
+                return unavailable;
+            }
             self.keys.want(p, Want::FirstKeys);
             return Auth::Wait(p);
         }
@@ -116,9 +118,10 @@ impl Authenticator {
             }
             Flight::Free => {}
         }
-        if waited.is_some_and(|w| w.led & LED_INTROSPECTION != 0) {
-            // One request makes one introspection call, whatever came of it.
-            return Auth::Fail(Deny::IntrospectionUnavailable, "token introspection unavailable");
+        // A result that just came is taken above even at the deadline; past it, or once this
+        // request led a call (whatever came of it), no new call.
+        if expired || waited.is_some_and(|w| w.led & LED_INTROSPECTION != 0) {
+            return unavailable;
         }
         // The endpoint: configured, or what the provider's discovery document said (any VM's
         // fetch, through shared data); before the document came, wait for it like for keys.

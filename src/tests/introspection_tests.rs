@@ -407,3 +407,23 @@ fn the_introspection_endpoint_can_come_from_discovery() {
     let e = config::parse(json!({"providers": [p]}).to_string().as_bytes()).err().unwrap();
     assert_eq!(e.field, "providers[0].introspection.path");
 }
+
+#[test]
+fn a_request_waiting_for_keys_or_the_document_ends_at_its_deadline() {
+    // Signed answers need the provider's keys first; they never come.
+    let mut p = provider(json!({"jwks": {"cluster": "idp", "path": "/jwks", "timeout_ms": 500}}));
+    p["introspection"]["signed_answers"] = json!(true);
+    let mut d = provider(json!({"discovery": {"cluster": "idp", "timeout_ms": 500}}));
+    d["introspection"].as_object_mut().unwrap().remove("path");
+    for conf in [p, d] {
+        let (host, mut f) = filter(json!({"providers": [conf]}));
+        let w = match ask(&mut f, &host, OPAQUE) {
+            Outcome::Wait(p) => p,
+            o => panic!("{o:?}"),
+        };
+        host.advance(200);
+        assert!(f.resume(&w, &host).is_none(), "still waiting");
+        host.advance(5000);
+        assert_eq!(status(&f.resume(&w, &host).unwrap()), 503);
+    }
+}

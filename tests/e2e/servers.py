@@ -78,6 +78,13 @@ class _IdPHandler(_Quiet):
         if self.path.split("?")[0] == "/.well-known/openid-configuration":
             with idp.lock:
                 idp.discovery_requests += 1
+                mode, delay = idp.discovery_mode, idp.discovery_delay
+            if delay:
+                time.sleep(delay)
+            if mode == "503":
+                return self._send(503, b'{"error":"unavailable"}')
+            if mode == "garbage":
+                return self._send(200, b"<html>not json")
             doc = {"issuer": idp.discovery_issuer or idp.issuer, "jwks_uri": f"http://keys.idp.test/jwks?via=discovery",
                    "introspection_endpoint": "http://idp.test/token/introspection"}
             return self._send(200, json.dumps(doc).encode())
@@ -154,6 +161,7 @@ class IdP(_Server):
         # OpenID discovery at /.well-known/openid-configuration (`discovery_issuer` overrides the
         # issuer it names); `discovery_requests` counts them, `jwks_paths` the JWKS paths asked.
         self.discovery_issuer = None
+        self.discovery_mode, self.discovery_delay = "ok", 0.0  # "ok", "503", "garbage"; seconds
         self.demo_audience = None
         self.discovery_requests = 0
         self.jwks_paths = []

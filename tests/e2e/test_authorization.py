@@ -6,7 +6,7 @@ import pytest
 import jwt_tool
 from conftest import start_envoy, stop_all
 from harness import Envoy, bootstrap, static_cluster, www_authenticate_error
-from servers import Echo, IdP
+from servers import Echo, IdP, free_port
 
 ISS = "https://idp.ecomm.com"
 API = "https://api.ecomm.com"
@@ -166,3 +166,29 @@ def test_discovery_finds_the_jwks_and_refuses_a_document_for_another_issuer():
         assert "discovery document names another issuer" in envoy.log()
     finally:
         stop_all(envoy, good, evil, echo)
+
+
+@pytest.mark.parametrize("fault", ["down", "slow", "503", "garbage"])
+def test_a_discovery_fault_fails_closed(fault):
+    """The discovery document unreachable, slower than timeout_ms, 5xx or garbage: no keys, so 503
+    (never a pass, never a 401 for a good token), and no JWKS fetch from a document never read."""
+    idp = IdP(ISS, algs=("ES256",)).start()
+    echo = Echo().start()
+    if fault == "slow":
+        idp.discovery_delay = 1.5
+    elif fault in ("503", "garbage"):
+        idp.discovery_mode = fault
+    port = free_port() if fault == "down" else idp.port
+    plugin = {"providers": [{"name": "idp", "issuer": ISS, "audiences": [API],
+                             "discovery": {"cluster": "idp", "timeout_ms": 500, "retry_ms": 5000}}]}
+    envoy = start_envoy(Envoy(bootstrap(plugin, [static_cluster("idp", port), static_cluster("upstream", echo.port)]), name=f"discovery-{fault}"))
+    try:
+        t = jwt_tool.encode(idp.key("ES256"), jwt_tool.claims(ISS, API))
+        n = echo.requests
+        r = envoy.get("/", [("authorization", f"Bearer {t}")])
+        assert r.status == 503, r
+        assert echo.requests == n and idp.jwks_requests == 0
+        assert envoy.stats()["jwks_fetch_failed"] >= 1
+        assert "[jwks_fetch_failed]" in envoy.log()
+    finally:
+        stop_all(envoy, idp, echo)

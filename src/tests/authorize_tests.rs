@@ -8,18 +8,13 @@ use crate::metrics::{Deny, Metric};
 use crate::route::RouteInput;
 use crate::testing::FakeHost;
 use serde_json::{json, Value};
-use std::rc::Rc;
 
 const NOW: u64 = 1_800_000_000_000;
 const ISS: &str = "https://idp.ecomm.com";
 const API: &str = "https://api.ecomm.com";
 
 fn filter(v: Value) -> (FakeHost, Filter) {
-    let cfg = Rc::new(config::parse(v.to_string().as_bytes()).unwrap());
-    let host = FakeHost::new(NOW);
-    let mut f = Filter::new(cfg);
-    f.init(&host);
-    (host, f)
+    super::support::filter_at(&v, NOW)
 }
 
 fn provider(k: &EsKey) -> Value {

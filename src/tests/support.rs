@@ -66,3 +66,12 @@ pub fn claims(iss: &str, aud: &str, sub: &str, now_ms: u64) -> Value {
 pub fn bearer(token: &str) -> Vec<(String, Vec<u8>)> {
     vec![("authorization".into(), format!("Bearer {token}").into_bytes())]
 }
+
+/// A filter (one VM) over the configuration `v`, at `now_ms`, initialised.
+pub fn filter_at(v: &Value, now_ms: u64) -> (crate::testing::FakeHost, crate::flow::Filter) {
+    let cfg = std::rc::Rc::new(crate::config::parse(v.to_string().as_bytes()).unwrap());
+    let host = crate::testing::FakeHost::new(now_ms);
+    let mut f = crate::flow::Filter::new(cfg);
+    f.init(&host);
+    (host, f)
+}

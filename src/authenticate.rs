@@ -36,6 +36,10 @@ pub struct Verified {
     /// What minting needs of the token (`sub`, `iss`, `act` and the routes' `copy_claims`), as
     /// a JSON object; empty where no route mints.
     pub carry: String,
+    /// What the token is bound to (DPoP key, client certificate): checked on every request by
+    /// `sender.rs`, also for a cached token.
+    /// `None` for an unbound token (most: no allocation).
+    pub cnf: Option<Box<claims::Cnf>>,
 }
 
 pub enum Auth {
@@ -240,7 +244,7 @@ impl Authenticator {
                 Err(a) => return a,
             },
         };
-        let v = Verified { provider: p, key_fp, inner_key, exp_ms: exp_to_ms(exp), scopes: sts::subject_scopes(&jws.payload), set, carry: self.carry(&jws.payload) };
+        let v = Verified { provider: p, key_fp, inner_key, exp_ms: exp_to_ms(exp), scopes: sts::subject_scopes(&jws.payload), set, carry: self.carry(&jws.payload), cnf: claims::cnf(&jws.payload) };
         if provider.introspection.as_ref().is_some_and(|i| i.jwts) {
             // Verified, and the server must still say it is active (revocation).
             return self.introspect(p, token, &key, Some(v), now, waited, host);
@@ -259,7 +263,8 @@ impl Authenticator {
     /// the inner providers' (signature, `iss`, `aud`, `exp`, `typ`), one level deep, with the
     /// outer's subject. Its `exp` and the headers to set: the claims and the principal are the
     /// inner token's (the end user), the caller header names the outer `["iss","sub"]`.
-    #[allow(clippy::type_complexity)]
+    // Not on the hot path (nested tokens only): the large `Err` (a whole `Auth`) stays.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
     fn inner(&mut self, n: &Nested, outer: &Map<String, Value>, now: u64, host: &dyn Host) -> Result<(f64, Vec<(String, String)>, (usize, u64)), Auth> {
         let cfg = self.cfg.clone();
         let fail = |d: &'static str| Auth::Fail(Deny::Nested, d);
@@ -336,11 +341,12 @@ impl Authenticator {
 }
 
 /// Hashed into every cache key: bump it when an entry's layout changes.
-pub const ENTRY_VERSION: &[u8] = b"entry-v4";
+pub const ENTRY_VERSION: &[u8] = b"entry-v5";
 
 /// Claims-cache payload: provider, key fingerprint, the inner key of a nested token (flag, then
 /// provider and fingerprint), subject `exp` (ms), scopes, the carried
-/// claims (JSON), then `name \0 value \0` per header. Neither contains NUL (control bytes in
+/// claims (JSON), the `cnf` (`j` + jkt and/or `x` + x5t#S256, `\x01`-separated), then
+/// `name \0 value \0` per header. Neither contains NUL (control bytes in
 /// header values are refused before caching; JSON escapes them).
 pub fn encode_entry(v: &Verified) -> Vec<u8> {
     let mut out = vec![v.provider as u8];
@@ -357,6 +363,16 @@ pub fn encode_entry(v: &Verified) -> Vec<u8> {
     out.extend_from_slice(v.scopes.join(" ").as_bytes());
     out.push(0);
     out.extend_from_slice(v.carry.as_bytes());
+    out.push(0);
+    if let Some(j) = claims::Cnf::jkt(&v.cnf) {
+        out.push(b'j');
+        out.extend_from_slice(j.as_bytes());
+    }
+    if let Some(x) = claims::Cnf::x5t(&v.cnf) {
+        out.push(1);
+        out.push(b'x');
+        out.extend_from_slice(x.as_bytes());
+    }
     out.push(0);
     for (k, val) in &v.set {
         out.extend_from_slice(k.as_bytes());
@@ -384,6 +400,17 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Verified> {
     let mut parts = bytes.get(at + 8..)?.split(|c| *c == 0);
     let scopes = std::str::from_utf8(parts.next()?).ok()?.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
     let carry = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    let mut c = claims::Cnf::default();
+    let cnf_part = parts.next()?;
+    for m in cnf_part.split(|c| *c == 1).filter(|m| !m.is_empty()) {
+        let val = String::from_utf8(m[1..].to_vec()).ok()?;
+        match m[0] {
+            b'j' => c.jkt = Some(val),
+            b'x' => c.x5t = Some(val),
+            _ => return None,
+        }
+    }
+    let cnf = (!cnf_part.is_empty()).then(|| Box::new(c));
     let mut set = Vec::new();
     while let Some(k) = parts.next() {
         if k.is_empty() {
@@ -392,5 +419,5 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Verified> {
         let v = parts.next()?;
         set.push((String::from_utf8(k.to_vec()).ok()?, String::from_utf8(v.to_vec()).ok()?));
     }
-    Some(Verified { provider, key_fp, inner_key, exp_ms, scopes, set, carry })
+    Some(Verified { provider, key_fp, inner_key, exp_ms, scopes, set, carry, cnf })
 }

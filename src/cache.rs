@@ -86,6 +86,66 @@ impl SlotCache {
     }
 }
 
+/// What `SlotCache::claim` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Not seen: recorded now, by this caller alone.
+    New,
+    /// A live entry for this hash exists (or another caller recorded it at the same moment).
+    Seen,
+}
+
+impl SlotCache {
+    /// Records `hash` until `expiry_ms` unless a live entry for it exists: a replay check
+    /// across workers. The write is a compare-and-swap on the slot it read, and the slot is read
+    /// back for `tag` (unique to this caller), so of two workers recording the same hash at
+    /// once exactly one gets `New` (the host lets two writes to a missing key both succeed; the
+    /// read-back sees the later one). A collision overwrites the entry that expires first: size
+    /// the cache for the live entries (`replay_cache_entries`).
+    pub fn claim(&self, host: &dyn Host, hash: &[u8; 32], expiry_ms: u64, now_ms: u64, tag: u64) -> Claim {
+        let keys = self.slot_keys(hash);
+        let n = if keys[0] == keys[1] { 1 } else { 2 };
+        for _attempt in 0..3 {
+            let mut best: Option<((u8, u64), usize, Option<u32>)> = None;
+            for (i, key) in keys[..n].iter().enumerate() {
+                let got = host.shared_get(key);
+                let (rank, cas) = match &got {
+                    None => ((0, 0), None),
+                    Some((b, cas)) => match decode(b) {
+                        Some((h, e, _)) if h == &hash[..16] && now_ms < e => return Claim::Seen,
+                        Some((_, e, _)) if e > now_ms => ((1, e), Some(*cas)),
+                        _ => ((0, 0), Some(*cas)),
+                    },
+                };
+                if best.is_none_or(|(r, _, _)| rank < r) {
+                    best = Some((rank, i, cas));
+                }
+            }
+            let Some((_, i, cas)) = best else { return Claim::New };
+            let value = encode(hash, expiry_ms, &tag.to_be_bytes());
+            match host.shared_set(&keys[i], &value, cas) {
+                Ok(()) => {
+                    return match host.shared_get(&keys[i]) {
+                        Some((b, _)) if b == value => Claim::New,
+                        // Somebody wrote the slot right after: the same hash means the same
+                        // proof twice; another hash took the slot (our record is lost, but
+                        // this request was the first to present it).
+                        Some((b, _)) => match decode(&b) {
+                            Some((h, _, _)) if h == &hash[..16] => Claim::Seen,
+                            _ => Claim::New,
+                        },
+                        None => Claim::New,
+                    };
+                }
+                Err(crate::host::SetError::CasMismatch) => continue,
+                Err(crate::host::SetError::Other) => return Claim::New,
+            }
+        }
+        // Three lost races on two slots: someone is writing this hash's slots right now.
+        Claim::Seen
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +185,22 @@ mod tests {
                 assert_eq!(p, b"x");
             }
         }
+    }
+
+    #[test]
+    fn claim_records_once_until_expiry() {
+        let host = FakeHost::new(0);
+        let c = SlotCache::new("r", 64);
+        assert_eq!(c.claim(&host, &h(1), 1_000, 0, 7), Claim::New);
+        assert_eq!(c.claim(&host, &h(1), 1_000, 10, 8), Claim::Seen, "a replay is seen");
+        assert_eq!(c.claim(&host, &h(2), 1_000, 10, 8), Claim::New);
+        assert_eq!(c.claim(&host, &h(1), 2_000, 1_000, 9), Claim::New, "expired: new again");
+        // Bounded: many claims never exceed the slots, and each fresh hash is New once.
+        for i in 10..5_000 {
+            assert_eq!(c.claim(&host, &h(i), 10_000, 1_000, i as u64), Claim::New);
+        }
+        assert!(host.shared_len() <= 64);
+        assert_eq!(c.claim(&host, &h(4_999), 10_000, 1_000, 1), Claim::Seen);
     }
 
     #[test]

@@ -6,6 +6,40 @@ use serde_json::{Map, Value};
 
 pub const MAX_AUDIENCES: usize = 128;
 
+/// A token's confirmation (RFC 7800 `cnf`): the DPoP key thumbprint (`jkt`, RFC 9449 §6.1) or
+/// the client certificate's SHA-256 (`x5t#S256`, RFC 8705 §3.1) it is bound to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cnf {
+    pub jkt: Option<String>,
+    pub x5t: Option<String>,
+}
+
+impl Cnf {
+    pub fn jkt(c: &Option<Box<Cnf>>) -> Option<&str> {
+        c.as_ref()?.jkt.as_deref()
+    }
+    pub fn x5t(c: &Option<Box<Cnf>>) -> Option<&str> {
+        c.as_ref()?.x5t.as_deref()
+    }
+}
+
+/// The token's `cnf`. A member that is there but not a string binds the token to nothing that
+/// can match (`Some("")`): such a token is never accepted where its binding is checked.
+pub fn cnf(claims: &Map<String, Value>) -> Option<Box<Cnf>> {
+    let c = claims.get("cnf")?;
+    let member = |name: &str| match c.get(name) {
+        None => None,
+        // Control bytes never match a thumbprint (and could not be cached).
+        Some(Value::String(s)) if !s.bytes().any(|c| c < 0x20) => Some(s.clone()),
+        Some(_) => Some(String::new()),
+    };
+    Some(Box::new(match c {
+        Value::Object(_) => Cnf { jkt: member("jkt"), x5t: member("x5t#S256") },
+        // A `cnf` that is not an object: bound to something unknown.
+        _ => Cnf { jkt: Some(String::new()), x5t: None },
+    }))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimsError {
     pub reason: Deny,

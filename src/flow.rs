@@ -18,6 +18,7 @@ use crate::keys::{FetchRequest, Keystore};
 use crate::metrics::{Deny, Metric};
 use crate::reply::{self, Reply};
 use crate::route::{self, RouteInput};
+use crate::sender::{Presented, Sender};
 use std::rc::Rc;
 
 pub use crate::authenticate::{decode_entry, encode_entry, Verified};
@@ -43,6 +44,11 @@ pub struct Pending {
     pub kind: WaitKind,
     /// The callouts this request already led (`LED_*`): it never leads a second of a kind.
     pub led: u8,
+    /// What the request offers for the token's binding (DPoP proof, client certificate), where
+    /// a provider checks one.
+    pub presented: Option<Box<Presented>>,
+    /// The binding was checked (once per request: a proof's `jti` is recorded when it is).
+    pub bound: bool,
 }
 
 pub const LED_EXCHANGE: u8 = 1;
@@ -123,11 +129,19 @@ pub struct Filter {
     exchange: Exchanger,
     mint: Minter,
     embedded: Embedded,
+    sender: Sender,
 }
 
 impl Filter {
     pub fn new(cfg: Rc<Config>) -> Filter {
-        Filter { auth: Authenticator::new(cfg.clone()), exchange: Exchanger::new(&cfg), mint: Minter::new(&cfg), embedded: Embedded::new(&cfg), cfg }
+        Filter {
+            auth: Authenticator::new(cfg.clone()),
+            exchange: Exchanger::new(&cfg),
+            mint: Minter::new(&cfg),
+            embedded: Embedded::new(&cfg),
+            sender: Sender::new(&cfg),
+            cfg,
+        }
     }
 
     /// Every provider's keys on this VM.
@@ -137,6 +151,8 @@ impl Filter {
 
     pub fn init(&mut self, host: &dyn Host) {
         self.auth.keys.init(host);
+        let cfg = self.cfg.clone();
+        self.sender.init(&cfg, host);
     }
 
     /// Every tick: JWKS sync/refresh, and forget callout state past its time.
@@ -152,6 +168,12 @@ impl Filter {
 
     /// Decides a request from its route and headers.
     pub fn on_request(&mut self, r: &RouteInput, headers: &[(String, Vec<u8>)], host: &dyn Host) -> Outcome {
+        self.on_request_with(r, headers, None, host)
+    }
+
+    /// `on_request` on a connection whose client certificate Envoy saw (`peer_cert_sha256`:
+    /// its SHA-256, hex), for certificate-bound tokens.
+    pub fn on_request_with(&mut self, r: &RouteInput, headers: &[(String, Vec<u8>)], peer_cert_sha256: Option<&str>, host: &dyn Host) -> Outcome {
         let cfg = &self.cfg;
         if let Some(reply) = serve_jwks(cfg, r) {
             host.count(Metric::JwksServed);
@@ -175,7 +197,19 @@ impl Filter {
             Some(_) => extract::removal_plan(&cfg.sources, sources, headers, r.path),
             None => HeaderPlan::default(),
         };
-        let p = Pending { token, route, removal, started_ms: now, deadline_ms: now, kind: WaitKind::Exchange, led: 0 };
+        let presented = cfg.sender_checks.then(|| {
+            let h = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+            Box::new(Presented {
+                dpop_scheme: cfg.dpop_source.is_some_and(|i| sources & (1 << i) != 0),
+                proofs: headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("dpop")).map(|(_, v)| v.clone()).collect(),
+                method: h(":method"),
+                scheme: h(":scheme"),
+                authority: h(":authority"),
+                path: h(":path"),
+                peer_cert_sha256: peer_cert_sha256.map(str::to_owned),
+            })
+        });
+        let p = Pending { token, route, removal, started_ms: now, deadline_ms: now, kind: WaitKind::Exchange, led: 0, presented, bound: false };
         self.decide(&p, now, false, host)
     }
 
@@ -191,10 +225,28 @@ impl Filter {
     fn decide(&mut self, p: &Pending, now: u64, resumed: bool, host: &dyn Host) -> Outcome {
         let waited = resumed.then_some(p);
         match self.auth.authenticate(&p.token, p.route, now, waited, host) {
-            Auth::Ok(v) => match crate::authorize::authorize(&self.cfg, p.route, &v) {
-                Ok(()) => self.credential(p, v, now, resumed, host),
-                Err(r) => deny_with(host, Deny::Forbidden, r),
-            },
+            Auth::Ok(v) => {
+                // The token's binding, once per request (before it may wait for a callout).
+                let checked;
+                let p = if self.cfg.sender_checks && !p.bound {
+                    let cfg = self.cfg.clone();
+                    if let Err((d, r)) = self.sender.check(&cfg, &v, &p.token, p.presented.as_deref(), now, host) {
+                        return deny_with(host, d, r);
+                    }
+                    checked = Pending { bound: true, ..p.clone() };
+                    &checked
+                } else {
+                    if v.cnf.is_some() && crate::claims::Cnf::jkt(&v.cnf).is_some() && !self.cfg.sender_checks {
+                        // RFC 9449 §7.1: never a bearer token (no provider here takes DPoP).
+                        return deny_with(host, Deny::DpopBearer, reply::invalid_token(&self.cfg.realm, "DPoP-bound token presented as a bearer token"));
+                    }
+                    p
+                };
+                match crate::authorize::authorize(&self.cfg, p.route, &v) {
+                    Ok(()) => self.credential(p, v, now, resumed, host),
+                    Err(r) => deny_with(host, Deny::Forbidden, r),
+                }
+            }
             Auth::Fail(d, desc) => deny(&self.cfg, host, d, desc),
             Auth::Unavailable => deny(&self.cfg, host, Deny::JwksUnavailable, "signing keys unavailable"),
             Auth::Call(call, deadline_ms) => Outcome::Call(call, Pending { deadline_ms, kind: WaitKind::Call, led: p.led | LED_INTROSPECTION, ..p.clone() }),

@@ -100,7 +100,7 @@ mod tests {
     use super::*;
 
     fn v(sub: &str) -> Verified {
-        Verified { provider: 0, key_fp: 7, inner_key: None, exp_ms: 9_000, scopes: vec!["read".into()], set: vec![("x-user-sub".into(), sub.into())], carry: String::new() }
+        Verified { provider: 0, key_fp: 7, inner_key: None, exp_ms: 9_000, scopes: vec!["read".into()], set: vec![("x-user-sub".into(), sub.into())], carry: String::new(), cnf: None }
     }
 
     #[test]

@@ -36,11 +36,50 @@ pub enum Deny {
     /// The route's `require` rules (scopes, claim values) do not hold: 403.
     Forbidden,
     /// An OpenID Connect ID token presented as an access token.
-    IdToken,
+    IdToken,    /// An `Authorization: DPoP` token without a `DPoP` proof header.
+    DpopMissing,
+    /// More than one DPoP proof.
+    DpopMultiple,
+    /// A proof that is not a compact JWS with JSON parts.
+    DpopMalformed,
+    /// A proof whose `typ` is not `dpop+jwt`.
+    DpopType,
+    /// A proof algorithm that is not allowed (or not its key's).
+    DpopAlgorithm,
+    /// A proof without a valid public `jwk` (or with a private one).
+    DpopKey,
+    /// A proof whose signature does not verify with its `jwk`.
+    DpopSignature,
+    /// A proof for another method (`htm`).
+    DpopMethod,
+    /// A proof for another URL (`htu`).
+    DpopUrl,
+    /// A proof too old or from the future (`iat`).
+    DpopIssuedAt,
+    /// A proof without a usable `jti`.
+    DpopJti,
+    /// A proof presented before (its `jti` within its window).
+    DpopReplay,
+    /// A proof for another access token (`ath`).
+    DpopAccessTokenHash,
+    /// A proof signed by a key other than the token's `cnf.jkt`.
+    DpopBinding,
+    /// A proof without a current server nonce (answered `use_dpop_nonce`).
+    DpopNonce,
+    /// A DPoP-bound token, or one of a provider that requires DPoP, presented as a bearer token.
+    DpopBearer,
+    /// `Authorization: DPoP` with a token that is not DPoP-bound, or of a provider without DPoP.
+    DpopUnbound,
+    /// A certificate-bound token on a connection without a client certificate.
+    CertificateMissing,
+    /// A certificate-bound token with another client certificate.
+    CertificateMismatch,
+    /// A token that is not certificate-bound where the provider requires it.
+    CertificateUnbound,
 }
 
 impl Deny {
-    pub const ALL: [Deny; 25] = [
+    pub const ALL: [Deny; 45] = [
         Deny::Missing,
         Deny::BadRequest,
         Deny::Malformed,
@@ -66,6 +105,26 @@ impl Deny {
         Deny::IntrospectionUnavailable,
         Deny::Forbidden,
         Deny::IdToken,
+        Deny::DpopMissing,
+        Deny::DpopMultiple,
+        Deny::DpopMalformed,
+        Deny::DpopType,
+        Deny::DpopAlgorithm,
+        Deny::DpopKey,
+        Deny::DpopSignature,
+        Deny::DpopMethod,
+        Deny::DpopUrl,
+        Deny::DpopIssuedAt,
+        Deny::DpopJti,
+        Deny::DpopReplay,
+        Deny::DpopAccessTokenHash,
+        Deny::DpopBinding,
+        Deny::DpopNonce,
+        Deny::DpopBearer,
+        Deny::DpopUnbound,
+        Deny::CertificateMissing,
+        Deny::CertificateMismatch,
+        Deny::CertificateUnbound,
     ];
 
     pub fn name(self) -> &'static str {
@@ -95,6 +154,26 @@ impl Deny {
             Deny::IntrospectionUnavailable => "introspection_unavailable",
             Deny::Forbidden => "forbidden",
             Deny::IdToken => "id_token",
+            Deny::DpopMissing => "dpop_missing",
+            Deny::DpopMultiple => "dpop_multiple",
+            Deny::DpopMalformed => "dpop_malformed",
+            Deny::DpopType => "dpop_type",
+            Deny::DpopAlgorithm => "dpop_algorithm",
+            Deny::DpopKey => "dpop_key",
+            Deny::DpopSignature => "dpop_signature",
+            Deny::DpopMethod => "dpop_method",
+            Deny::DpopUrl => "dpop_url",
+            Deny::DpopIssuedAt => "dpop_iat",
+            Deny::DpopJti => "dpop_jti",
+            Deny::DpopReplay => "dpop_replay",
+            Deny::DpopAccessTokenHash => "dpop_ath",
+            Deny::DpopBinding => "dpop_binding",
+            Deny::DpopNonce => "dpop_nonce",
+            Deny::DpopBearer => "dpop_bearer",
+            Deny::DpopUnbound => "dpop_unbound",
+            Deny::CertificateMissing => "certificate_missing",
+            Deny::CertificateMismatch => "certificate_mismatch",
+            Deny::CertificateUnbound => "certificate_unbound",
         }
     }
 }
@@ -158,6 +237,10 @@ pub enum Metric {
     /// Requests that waited for another request's introspection instead of calling.
     IntrospectionWait,
     IntrospectionFailed(IntroFailure),
+    /// Requests whose DPoP proof passed every check.
+    DpopOk,
+    /// Requests whose token's certificate binding matched the connection's client certificate.
+    CertificateBound,
 }
 
 impl Metric {
@@ -184,6 +267,8 @@ impl Metric {
             Metric::IntrospectionCacheHit,
             Metric::IntrospectionNegativeHit,
             Metric::IntrospectionWait,
+            Metric::DpopOk,
+            Metric::CertificateBound,
         ];
         v.extend(Deny::ALL.iter().map(|d| Metric::Denied(*d)));
         v.extend(Failure::ALL.iter().map(|f| Metric::ExchangeFailed(*f)));
@@ -218,6 +303,8 @@ impl Metric {
             Metric::IntrospectionNegativeHit => 19 + Deny::ALL.len() + Failure::ALL.len(),
             Metric::IntrospectionWait => 20 + Deny::ALL.len() + Failure::ALL.len(),
             Metric::IntrospectionFailed(f) => 21 + Deny::ALL.len() + Failure::ALL.len() + f as usize,
+            Metric::DpopOk => 21 + Deny::ALL.len() + Failure::ALL.len() + IntroFailure::ALL.len(),
+            Metric::CertificateBound => 22 + Deny::ALL.len() + Failure::ALL.len() + IntroFailure::ALL.len(),
         }
     }
 
@@ -247,6 +334,8 @@ impl Metric {
             Metric::IntrospectionNegativeHit => "introspection_negative_hit".into(),
             Metric::IntrospectionWait => "introspection_wait".into(),
             Metric::IntrospectionFailed(f) => format!("introspection_failed.{}", f.name()),
+            Metric::DpopOk => "dpop_ok".into(),
+            Metric::CertificateBound => "certificate_bound".into(),
         }
     }
 }

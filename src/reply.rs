@@ -75,3 +75,18 @@ pub fn method_not_allowed(allow: &str) -> Reply {
     headers.push(("allow".into(), allow.into()));
     Reply { status: 405, headers, body: json_body("method_not_allowed", None) }
 }
+
+/// A `DPoP` challenge (RFC 9449 §7.1): `error` is `invalid_dpop_proof`, `invalid_token` or
+/// `use_dpop_nonce` (§8, with the nonce to use in `DPoP-Nonce`); `algs` the accepted proof
+/// algorithms. 401, like the Bearer challenges.
+pub fn dpop(realm: &str, error: &str, description: &str, algs: &str, nonce: Option<&str>) -> Reply {
+    let mut headers = base_headers();
+    headers.push((
+        "www-authenticate".into(),
+        format!("DPoP realm=\"{realm}\", error=\"{error}\", error_description=\"{description}\", algs=\"{algs}\""),
+    ));
+    if let Some(n) = nonce {
+        headers.push(("dpop-nonce".into(), n.to_owned()));
+    }
+    Reply { status: 401, headers, body: json_body(error, Some(description)) }
+}

@@ -8,6 +8,7 @@ mod introspection;
 mod providers;
 mod require;
 mod routes;
+mod sender;
 mod signing;
 mod sources;
 mod sts;
@@ -16,6 +17,7 @@ pub use forward::Forward;
 pub use introspection::Introspection;
 pub use providers::{AudiencePattern, JwksSource, Nested, Provider, RemoteJwks, NESTED_CLAIM};
 pub use require::Require;
+pub use sender::{CertificateBinding, Dpop};
 pub use routes::{EmbeddedSpec, MintSpec, Route, RouteMatch, MINTED_CLAIMS};
 pub use signing::Signing;
 pub use sources::Source;
@@ -120,6 +122,14 @@ pub struct Config {
     /// every allowed request anyway, and once one header changes, removing the stripped ones
     /// unread costs less than reading each to see whether it is there (bench/hostcalls.sh).
     pub strip_unread: bool,
+    /// Index of the `Authorization: DPoP` source in `sources`, added when a provider takes
+    /// DPoP tokens.
+    pub dpop_source: Option<usize>,
+    /// A provider checks DPoP proofs or certificate bindings (`sender.rs`).
+    pub sender_checks: bool,
+    /// A provider checks certificate bindings: the glue reads the connection's client
+    /// certificate digest.
+    pub needs_peer_cert: bool,
 }
 
 pub const DEFAULT_SKEW_S: u64 = 60;
@@ -187,7 +197,23 @@ impl Config {
 
 fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError> {
     let providers = providers::providers(raw.providers)?;
-    let sources = sources::sources(raw.from)?;
+    let mut sources = sources::sources(raw.from)?;
+    let dpop_source = match providers.iter().any(|p| p.dpop.is_some()) {
+        false => None,
+        true => {
+            let dpop = Source::Header { name: "authorization".into(), prefix: "DPoP ".into() };
+            Some(match sources.iter().position(|s| *s == dpop) {
+                Some(i) => i,
+                None if sources.len() < crate::extract::MAX_SOURCES => {
+                    sources.push(dpop);
+                    sources.len() - 1
+                }
+                None => return fail("from", format!("at most {} token sources, with the DPoP one", crate::extract::MAX_SOURCES)),
+            })
+        }
+    };
+    let sender_checks = providers.iter().any(|p| p.dpop.is_some() || p.certificate_binding.is_some());
+    let needs_peer_cert = providers.iter().any(|p| p.certificate_binding.is_some());
     let (routes, needs_route_name, needs_cluster) = routes::routes(raw.routes, &providers, raw.sts.is_some(), raw.signing.is_some())?;
     let signing = match raw.signing {
         None => None,
@@ -249,9 +275,10 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         || forward.payload_header.is_some()
         || routes.iter().any(|r| r.replaces_token());
     let strip = &forward.strip_headers;
-    let needed_headers = sources
+    // DPoP needs every `DPoP` header (a single-value read shows only the first) and the URL.
+    let needed_headers = (dpop_source.is_none() && sources
         .iter()
-        .all(|s| matches!(s, Source::Header { name, .. } if name == "authorization"))
+        .all(|s| matches!(s, Source::Header { name, .. } if name == "authorization")))
         .then(|| {
             let mut v: Vec<String> = Vec::new();
             let serves_jwks = signing.as_ref().is_some_and(|s| s.jwks_path.is_some());
@@ -292,5 +319,8 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         needs_cluster,
         needed_headers,
         strip_unread,
+        dpop_source,
+        sender_checks,
+        needs_peer_cert,
     })
 }

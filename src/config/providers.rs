@@ -2,6 +2,7 @@
 //! JWKS (inline, or remote with refresh, refetch and back-off settings).
 
 use super::introspection::{self, Introspection, RawIntrospection};
+use super::sender::{self, CertificateBinding, Dpop, RawCertificateBinding, RawDpop};
 use super::{fail, ConfigError, DEFAULT_SKEW_S};
 use crate::jose::jwk::{self, KeySet};
 use crate::jose::Alg;
@@ -37,6 +38,10 @@ pub(super) struct RawProvider {
     pub(super) id_token_claims: Option<Vec<String>>,
     #[serde(default)]
     pub(super) client_ids: Vec<String>,
+    #[serde(default)]
+    pub(super) dpop: Option<RawDpop>,
+    #[serde(default)]
+    pub(super) certificate_binding: Option<RawCertificateBinding>,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +124,10 @@ pub struct Provider {
     /// The IdP's OAuth client ids: a token meant only for them (every `aud` one of these) is an
     /// ID token, not a token for an API.
     pub client_ids: Vec<String>,
+    /// DPoP-bound tokens (RFC 9449): proofs checked by `sender.rs`.
+    pub dpop: Option<Dpop>,
+    /// Certificate-bound tokens (RFC 8705 §3).
+    pub certificate_binding: Option<CertificateBinding>,
 }
 
 /// The claims that only OpenID Connect ID tokens carry (OIDC Core §2, §3.1.3.6, §3.3.2.11;
@@ -413,7 +422,13 @@ pub(super) fn providers(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigEr
         if let Some(j) = p.client_ids.iter().position(|c| audiences.iter().any(|a| crate::claims::audience_matches(a, c))) {
             return fail(format!("{f}.client_ids[{j}]"), "is also an accepted audience: a token for a client is not a token for this API");
         }
+        let dpop = match p.dpop {
+            None => None,
+            Some(d) => Some(sender::dpop(&format!("{f}.dpop"), d)?),
+        };
         providers.push(Provider {
+            dpop,
+            certificate_binding: p.certificate_binding.map(sender::certificate_binding),
             introspection,
             refuse_id_tokens: p.refuse_id_tokens.unwrap_or(true),
             id_token_claims,

@@ -139,7 +139,9 @@ impl HttpContext for Http {
         let cluster = if cfg.needs_cluster { property(&["xds", "cluster_name"]) } else { None };
         let input = RouteInput { method: &method, path: &path, authority: &authority, route_name: route_name.as_deref(), cluster: cluster.as_deref() };
         let host = WasmHost { metrics: &s.metrics };
-        let outcome = s.filter.borrow_mut().on_request(&input, &headers, &host);
+        // The client certificate's SHA-256 (hex) as Envoy saw it in this connection's handshake.
+        let peer_cert = if cfg.needs_peer_cert { property(&["connection", "sha256_peer_certificate_digest"]) } else { None };
+        let outcome = s.filter.borrow_mut().on_request_with(&input, &headers, peer_cert.as_deref(), &host);
         if option_env!("TEF_PROBE") == Some("decide") {
             return Action::Continue;
         }

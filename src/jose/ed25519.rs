@@ -44,7 +44,20 @@ impl Ed25519Key {
         Some(Ed25519Key { bytes: *x, neg_a: -a, table: std::cell::OnceCell::new() })
     }
 
+    /// With −A's table (built at the first call): for keys that verify many signatures.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        self.verify_by(msg, sig, |s, k| {
+            basepoint_table().mul_base(s) + self.table.get_or_init(|| Box::new(EdwardsBasepointTable::create(&self.neg_a))).mul_base(k)
+        })
+    }
+
+    /// The same decision without −A's table (dalek's variable-time double-scalar product): for
+    /// a key seen once, such as a DPoP proof's.
+    pub fn verify_untabled(&self, msg: &[u8], sig: &[u8]) -> bool {
+        self.verify_by(msg, sig, |s, k| EdwardsPoint::vartime_double_scalar_mul_basepoint(k, &self.neg_a, s))
+    }
+
+    fn verify_by(&self, msg: &[u8], sig: &[u8], r_of: impl FnOnce(&Scalar, &Scalar) -> EdwardsPoint) -> bool {
         if sig.len() != 64 {
             return false;
         }
@@ -60,7 +73,7 @@ impl Ed25519Key {
         let mut wide = [0u8; 64];
         wide.copy_from_slice(&h.finalize());
         let k = Scalar::from_bytes_mod_order_wide(&wide);
-        let r_computed = basepoint_table().mul_base(&s) + self.table.get_or_init(|| Box::new(EdwardsBasepointTable::create(&self.neg_a))).mul_base(&k);
+        let r_computed = r_of(&s, &k);
         r_computed.compress().as_bytes()[..] == r[..] && !r_computed.is_small_order()
     }
 }

@@ -446,8 +446,42 @@ impl Es256Key {
         Some(Es256Key { point: Aff { x, y }, table: std::cell::OnceCell::new() })
     }
 
-    /// Verifies a JWS ES256 signature: exactly 64 bytes `r ‖ s` (RFC 7518 §3.4).
+    /// Verifies a JWS ES256 signature: exactly 64 bytes `r ‖ s` (RFC 7518 §3.4), with the key's
+    /// comb table (built at the first call): for keys that verify many signatures.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        self.verify_by(msg, sig, |acc, u2| self.table.get_or_init(|| Table::new(self.point)).add_multiple(acc, u2))
+    }
+
+    /// The same decision without the key's table: `u2·Q` by a 4-bit fixed window (15 multiples,
+    /// 256 doublings). For a key seen once (a DPoP proof's), building the 60 KiB table costs
+    /// several verifications' worth; this costs about two table-based ones.
+    pub fn verify_untabled(&self, msg: &[u8], sig: &[u8]) -> bool {
+        self.verify_by(msg, sig, |acc, u2| {
+            let q = Jac { x: self.point.x, y: self.point.y, z: ONE };
+            let mut multiples = Vec::with_capacity(15);
+            let mut m = q;
+            multiples.push(m);
+            for _ in 1..15 {
+                m = add_mixed(&m, &self.point);
+                multiples.push(m);
+            }
+            let small = batch_affine(&multiples);
+            let mut r = INFINITY;
+            for i in (0..64).rev() {
+                for _ in 0..4 {
+                    r = double(&r);
+                }
+                let digit = (u2[i / 8] >> (4 * (i % 8))) & 0xf;
+                if digit != 0 {
+                    r = add_mixed(&r, &small[digit as usize - 1]);
+                }
+            }
+            // acc is still infinity here (the generator's part is added after).
+            *acc = r;
+        })
+    }
+
+    fn verify_by(&self, msg: &[u8], sig: &[u8], key_part: impl FnOnce(&mut Jac, &Fe)) -> bool {
         if sig.len() != 64 {
             return false;
         }
@@ -462,8 +496,8 @@ impl Es256Key {
         let w = sc_inv(&s);
         let (u1, u2) = (sc_mul(&e, &w), sc_mul(&r, &w));
         let mut acc = INFINITY;
+        key_part(&mut acc, &u2);
         generator_table().add_multiple(&mut acc, &u1);
-        self.table.get_or_init(|| Table::new(self.point)).add_multiple(&mut acc, &u2);
         if is_zero(&acc.z) {
             return false;
         }
@@ -553,6 +587,9 @@ mod tests {
             let msg = format!("header.payload-{i}");
             let sig: p256::ecdsa::Signature = sk.sign(msg.as_bytes());
             let sig = sig.to_bytes().to_vec();
+            assert!(key.verify_untabled(msg.as_bytes(), &sig));
+            assert!(key.table.get().is_none(), "the untabled path builds no table");
+            assert!(!key.verify_untabled(format!("header.payload-{i}!").as_bytes(), &sig));
             assert!(key.verify(msg.as_bytes(), &sig));
             assert!(key.table.get().is_some());
             assert!(!key.verify(format!("header.payload-{i}!").as_bytes(), &sig));

@@ -21,6 +21,16 @@ pub fn verify(alg: Alg, key: &KeyMaterial, signing_input: &[u8], sig: &[u8]) -> 
     }
 }
 
+/// The same decision as `verify`, without building a per-key table (ES256, EdDSA): for a key
+/// that is seen once, such as a DPoP proof's (`dpop.rs`). RS256 has no table either way.
+pub fn verify_untabled(alg: Alg, key: &KeyMaterial, signing_input: &[u8], sig: &[u8]) -> bool {
+    match (alg, key) {
+        (Alg::Es256, KeyMaterial::P256(k)) => k.verify_untabled(signing_input, sig),
+        (Alg::EdDsa, KeyMaterial::Ed25519(k)) => k.verify_untabled(signing_input, sig),
+        _ => verify(alg, key, signing_input, sig),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyError {
     /// No key of the token's algorithm (with its `kid`, if it names one).

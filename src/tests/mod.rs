@@ -11,3 +11,4 @@ mod nested_tests;
 mod authorize_tests;
 mod introspection_tests;
 mod schema_tests;
+mod dpop_tests;

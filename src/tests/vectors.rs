@@ -85,7 +85,9 @@ fn primitive_file(file: &str, jwk_field: &str, alg: Alg, at_least: usize, group_
         let key = jwk::parse_jwk(&group_jwk(g, jwk_field)).unwrap_or_else(|e| panic!("{file}: group key: {e}"));
         assert_eq!(key.alg, alg);
         for test in g["tests"].as_array().unwrap() {
-            let accepted = verify::verify(alg, &key.key, &hex(test["msg"].as_str().unwrap()), &hex(test["sig"].as_str().unwrap()));
+            let (msg, sig) = (hex(test["msg"].as_str().unwrap()), hex(test["sig"].as_str().unwrap()));
+            let accepted = verify::verify(alg, &key.key, &msg, &sig);
+            assert_eq!(verify::verify_untabled(alg, &key.key, &msg, &sig), accepted, "untabled path disagrees: {}", test["tcId"]);
             t.check(format!("tcId {} {}", test["tcId"], test["comment"]), test["result"].as_str().unwrap(), accepted);
         }
     }
@@ -128,7 +130,9 @@ fn wycheproof_es256_der_signatures_are_rejected() {
     for g in v["testGroups"].as_array().unwrap() {
         let key = jwk::parse_jwk(&group_jwk(g, "publicKeyJwk")).unwrap();
         for test in g["tests"].as_array().unwrap() {
-            let accepted = verify::verify(Alg::Es256, &key.key, &hex(test["msg"].as_str().unwrap()), &hex(test["sig"].as_str().unwrap()));
+            let (msg, sig) = (hex(test["msg"].as_str().unwrap()), hex(test["sig"].as_str().unwrap()));
+            let accepted = verify::verify(Alg::Es256, &key.key, &msg, &sig);
+            assert_eq!(verify::verify_untabled(Alg::Es256, &key.key, &msg, &sig), accepted, "untabled path disagrees: {}", test["tcId"]);
             assert!(!accepted, "{file}: tcId {} (DER) accepted", test["tcId"]);
             n += 1;
         }
@@ -263,7 +267,12 @@ fn ed25519_speccheck_pinned() {
             m.insert("crv".into(), "Ed25519".into());
             m.insert("x".into(), crate::jose::b64::encode(&pk).into());
             match jwk::parse_jwk(&m) {
-                Ok(k) => verify::verify(Alg::EdDsa, &k.key, &hex(c["message"].as_str().unwrap()), &hex(c["signature"].as_str().unwrap())),
+                Ok(k) => {
+                    let (msg, sig) = (hex(c["message"].as_str().unwrap()), hex(c["signature"].as_str().unwrap()));
+                    let v = verify::verify(Alg::EdDsa, &k.key, &msg, &sig);
+                    assert_eq!(verify::verify_untabled(Alg::EdDsa, &k.key, &msg, &sig), v, "untabled path disagrees");
+                    v
+                }
                 Err(_) => false,
             }
         })

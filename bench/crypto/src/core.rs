@@ -12,6 +12,8 @@ pub mod claims;
 pub mod config;
 #[path = "../../../src/credential/mod.rs"]
 pub mod credential;
+#[path = "../../../src/dpop.rs"]
+pub mod dpop;
 #[path = "../../../src/extract.rs"]
 pub mod extract;
 #[path = "../../../src/flow.rs"]
@@ -32,6 +34,8 @@ pub mod reply;
 pub mod plan;
 #[path = "../../../src/route.rs"]
 pub mod route;
+#[path = "../../../src/sender.rs"]
+pub mod sender;
 #[path = "../../../src/signing.rs"]
 pub mod signing;
 #[path = "../../../src/singleflight.rs"]

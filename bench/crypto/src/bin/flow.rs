@@ -79,6 +79,7 @@ fn main() {
         scopes: vec!["orders:read".into(), "profile".into()],
         set: vec![("x-user-sub".into(), "bench-user-0001".into())],
         carry: String::new(),
+        cnf: None,
     };
     let hash = [7u8; 32];
     let entry = cache::encode(&hash, v.exp_ms, &flow::encode_entry(&v));

@@ -137,6 +137,11 @@ pub fn check_for(p: &Provider, audiences: &[AudiencePattern], typ: Option<&str>,
             return e(Deny::Claims, "token lacks a required claim");
         }
     }
+    if let Some(t) = p.txn_token.as_ref().filter(|t| !t.workloads.is_empty()) {
+        if !crate::txn_token::workloads_ok(claims, &t.workloads) {
+            return e(Deny::TxnWorkload, "Txn-Token from a workload not allowed");
+        }
+    }
     Ok(exp)
 }
 

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::credential::embedded::Embedded;
 use crate::credential::exchange::Exchanger;
 use crate::credential::mint::Minter;
+use crate::credential::txn_token::TxnTokens;
 use crate::extract::{self, Extracted};
 use crate::host::Host;
 use crate::keys::{FetchRequest, Keystore};
@@ -49,10 +50,24 @@ pub struct Pending {
     pub presented: Option<Box<Presented>>,
     /// The binding was checked (once per request: a proof's `jti` is recorded when it is).
     pub bound: bool,
+    /// What a Txn-Token request tells the service of this request (Txn-Token routes only).
+    pub facts: Option<Box<crate::txn_token::RequestFacts>>,
+    /// The key of this request's own Txn-Token call, once it made it.
+    pub txn_key: Option<[u8; 32]>,
 }
 
 pub const LED_EXCHANGE: u8 = 1;
 pub const LED_INTROSPECTION: u8 = 2;
+pub const LED_TXN: u8 = 4;
+
+/// What Envoy knows of the request's connection, where the configuration needs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Connection<'a> {
+    /// The client certificate's SHA-256 (hex), for certificate-bound tokens.
+    pub peer_cert_sha256: Option<&'a str>,
+    /// `source.address` (`ip:port`), for a Txn-Token's `request_context`.
+    pub source_address: Option<&'a str>,
+}
 
 /// A callout the glue must dispatch, then report with `exchange_done(key, …)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +102,7 @@ fn reply_for(cfg: &Config, d: Deny, description: &'static str) -> Reply {
     match d {
         Deny::Missing => reply::missing(&cfg.realm),
         Deny::BadRequest => reply::invalid_request(&cfg.realm, description),
-        Deny::JwksUnavailable | Deny::ExchangeUnavailable | Deny::IntrospectionUnavailable => reply::unavailable(description),
+        Deny::JwksUnavailable | Deny::ExchangeUnavailable | Deny::IntrospectionUnavailable | Deny::TxnTokenUnavailable => reply::unavailable(description),
         Deny::InsufficientScope | Deny::Embedded => reply::insufficient_scope(&cfg.realm, description, ""),
         _ => reply::invalid_token(&cfg.realm, description),
     }
@@ -129,7 +144,9 @@ pub struct Filter {
     exchange: Exchanger,
     mint: Minter,
     embedded: Embedded,
+    txn: TxnTokens,
     sender: Sender,
+    replay: crate::txn_replay::TxnReplay,
 }
 
 impl Filter {
@@ -139,7 +156,9 @@ impl Filter {
             exchange: Exchanger::new(&cfg),
             mint: Minter::new(&cfg),
             embedded: Embedded::new(&cfg),
+            txn: TxnTokens::new(),
             sender: Sender::new(&cfg),
+            replay: crate::txn_replay::TxnReplay::new(&cfg),
             cfg,
         }
     }
@@ -158,6 +177,7 @@ impl Filter {
     /// Every tick: JWKS sync/refresh, and forget callout state past its time.
     pub fn tick(&mut self, host: &dyn Host) -> Vec<FetchRequest> {
         self.exchange.tick(host.now_ms());
+        self.txn.tick(host.now_ms());
         self.auth.intro.tick(host.now_ms());
         self.auth.keys.tick(host)
     }
@@ -168,12 +188,12 @@ impl Filter {
 
     /// Decides a request from its route and headers.
     pub fn on_request(&mut self, r: &RouteInput, headers: &[(String, Vec<u8>)], host: &dyn Host) -> Outcome {
-        self.on_request_with(r, headers, None, host)
+        self.on_request_with(r, headers, Connection::default(), host)
     }
 
-    /// `on_request` on a connection whose client certificate Envoy saw (`peer_cert_sha256`:
-    /// its SHA-256, hex), for certificate-bound tokens.
-    pub fn on_request_with(&mut self, r: &RouteInput, headers: &[(String, Vec<u8>)], peer_cert_sha256: Option<&str>, host: &dyn Host) -> Outcome {
+    /// `on_request` with what Envoy knows of the connection (the client certificate, for
+    /// certificate-bound tokens; the client's address, for Txn-Tokens).
+    pub fn on_request_with(&mut self, r: &RouteInput, headers: &[(String, Vec<u8>)], conn: Connection, host: &dyn Host) -> Outcome {
         let cfg = &self.cfg;
         if let Some(reply) = serve_jwks(cfg, r) {
             host.count(Metric::JwksServed);
@@ -206,10 +226,13 @@ impl Filter {
                 scheme: h(":scheme"),
                 authority: h(":authority"),
                 path: h(":path"),
-                peer_cert_sha256: peer_cert_sha256.map(str::to_owned),
+                peer_cert_sha256: conn.peer_cert_sha256.map(str::to_owned),
             })
         });
-        let p = Pending { token, route, removal, started_ms: now, deadline_ms: now, kind: WaitKind::Exchange, led: 0, presented, bound: false };
+        let facts = route
+            .filter(|i| cfg.routes[*i].txn.is_some())
+            .map(|_| Box::new(crate::txn_token::RequestFacts::new(conn.source_address, r.method, r.path)));
+        let p = Pending { token, route, removal, started_ms: now, deadline_ms: now, kind: WaitKind::Exchange, led: 0, presented, bound: false, facts, txn_key: None };
         self.decide(&p, now, false, host)
     }
 
@@ -228,15 +251,24 @@ impl Filter {
             Auth::Ok(v) => {
                 // The token's binding, once per request (before it may wait for a callout).
                 let checked;
-                let p = if self.cfg.sender_checks && !p.bound {
+                let p = if (self.cfg.sender_checks || self.cfg.txn_replay) && !p.bound {
                     let cfg = self.cfg.clone();
-                    if let Err((d, r)) = self.sender.check(&cfg, &v, &p.token, p.presented.as_deref(), now, host) {
-                        return deny_with(host, d, r);
+                    if cfg.sender_checks {
+                        if let Err((d, r)) = self.sender.check(&cfg, &v, &p.token, p.presented.as_deref(), now, host) {
+                            return deny_with(host, d, r);
+                        }
+                    } else if crate::claims::Cnf::jkt(&v.cnf).is_some() {
+                        return deny_with(host, Deny::DpopBearer, reply::invalid_token(&cfg.realm, "DPoP-bound token presented as a bearer token"));
+                    }
+                    if cfg.txn_replay {
+                        if let Err((d, r)) = self.replay.check(&cfg, &v, now, host) {
+                            return deny_with(host, d, r);
+                        }
                     }
                     checked = Pending { bound: true, ..p.clone() };
                     &checked
                 } else {
-                    if v.cnf.is_some() && crate::claims::Cnf::jkt(&v.cnf).is_some() && !self.cfg.sender_checks {
+                    if !self.cfg.sender_checks && crate::claims::Cnf::jkt(&v.cnf).is_some() {
                         // RFC 9449 §7.1: never a bearer token (no provider here takes DPoP).
                         return deny_with(host, Deny::DpopBearer, reply::invalid_token(&self.cfg.realm, "DPoP-bound token presented as a bearer token"));
                     }
@@ -266,6 +298,7 @@ impl Filter {
         let cfg = self.cfg.clone();
         match p.route.map(|r| (r, &cfg.routes[r])) {
             Some((r, route)) if route.exchange.is_some() => self.exchange.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
+            Some((r, route)) if route.txn.is_some() => self.txn.run(&cfg, p, r, v, now, host),
             Some((r, route)) if route.mint.is_some() => self.mint.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
             Some((r, route)) if route.embedded.is_some() => self.embedded.run(&cfg, &mut self.auth, p, r, v, now, host),
             _ => allow(host, crate::plan::forwarded(&cfg, v.set)),
@@ -276,6 +309,7 @@ impl Filter {
     pub fn abandon(&mut self, key: &[u8; 32], host: &dyn Host) {
         self.auth.intro.flight.abandon(key, host);
         self.exchange.abandon(key, host);
+        self.txn.abandon(key);
     }
 
     /// A callout (introspection or STS exchange) ended: its result goes to the requests
@@ -285,6 +319,9 @@ impl Filter {
             return self.auth.introspection_done(key, result, host);
         }
         let cfg = self.cfg.clone();
+        if self.txn.leads(key) {
+            return self.txn.done(&cfg, &mut self.auth, key, result, host);
+        }
         self.exchange.done(&cfg, &mut self.auth, key, result, host);
     }
 }

@@ -25,6 +25,8 @@ pub mod sender;
 pub mod signing;
 pub mod singleflight;
 pub mod sts;
+pub mod txn_replay;
+pub mod txn_token;
 pub mod introspection;
 pub mod introspector;
 

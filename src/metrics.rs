@@ -76,10 +76,18 @@ pub enum Deny {
     CertificateMismatch,
     /// A token that is not certificate-bound where the provider requires it.
     CertificateUnbound,
+    /// A Txn-Token whose `req_wl` is not one of the provider's `txn_token.workloads`.
+    TxnWorkload,
+    /// A Txn-Token whose `txn` was seen on an earlier request (`txn_token.refuse_replay`).
+    TxnReplay,
+    /// The Txn-Token service refused the subject token or the scope.
+    TxnTokenRefused,
+    /// No Txn-Token: the service failed, timed out, or its answer did not verify.
+    TxnTokenUnavailable,
 }
 
 impl Deny {
-    pub const ALL: [Deny; 45] = [
+    pub const ALL: [Deny; 49] = [
         Deny::Missing,
         Deny::BadRequest,
         Deny::Malformed,
@@ -125,6 +133,10 @@ impl Deny {
         Deny::CertificateMissing,
         Deny::CertificateMismatch,
         Deny::CertificateUnbound,
+        Deny::TxnWorkload,
+        Deny::TxnReplay,
+        Deny::TxnTokenRefused,
+        Deny::TxnTokenUnavailable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -174,6 +186,10 @@ impl Deny {
             Deny::CertificateMissing => "certificate_missing",
             Deny::CertificateMismatch => "certificate_mismatch",
             Deny::CertificateUnbound => "certificate_unbound",
+            Deny::TxnWorkload => "txn_workload",
+            Deny::TxnReplay => "txn_replay",
+            Deny::TxnTokenRefused => "txn_token_refused",
+            Deny::TxnTokenUnavailable => "txn_token_unavailable",
         }
     }
 }
@@ -188,16 +204,19 @@ pub enum Histogram {
     ExchangeCallMs,
     /// An introspection call.
     IntrospectionCallMs,
+    /// A Txn-Token service call.
+    TxnTokenCallMs,
 }
 
 impl Histogram {
-    pub const ALL: [Histogram; 3] = [Histogram::JwksFetchMs, Histogram::ExchangeCallMs, Histogram::IntrospectionCallMs];
+    pub const ALL: [Histogram; 4] = [Histogram::JwksFetchMs, Histogram::ExchangeCallMs, Histogram::IntrospectionCallMs, Histogram::TxnTokenCallMs];
 
     pub fn name(self) -> &'static str {
         match self {
             Histogram::JwksFetchMs => "jwks_fetch_ms",
             Histogram::ExchangeCallMs => "exchange_call_ms",
             Histogram::IntrospectionCallMs => "introspection_call_ms",
+            Histogram::TxnTokenCallMs => "txn_token_call_ms",
         }
     }
 }
@@ -241,6 +260,11 @@ pub enum Metric {
     DpopOk,
     /// Requests whose token's certificate binding matched the connection's client certificate.
     CertificateBound,
+    /// Txn-Tokens obtained (and verified) for a request.
+    TxnTokenOk,
+    /// The Txn-Token service answered with a token that failed verification; never forwarded.
+    TxnTokenRejected,
+    TxnTokenFailed(Failure),
 }
 
 impl Metric {
@@ -269,10 +293,13 @@ impl Metric {
             Metric::IntrospectionWait,
             Metric::DpopOk,
             Metric::CertificateBound,
+            Metric::TxnTokenOk,
+            Metric::TxnTokenRejected,
         ];
         v.extend(Deny::ALL.iter().map(|d| Metric::Denied(*d)));
         v.extend(Failure::ALL.iter().map(|f| Metric::ExchangeFailed(*f)));
         v.extend(IntroFailure::ALL.iter().map(|f| Metric::IntrospectionFailed(*f)));
+        v.extend(Failure::ALL.iter().map(|f| Metric::TxnTokenFailed(*f)));
         v
     }
 
@@ -305,6 +332,9 @@ impl Metric {
             Metric::IntrospectionFailed(f) => 21 + Deny::ALL.len() + Failure::ALL.len() + f as usize,
             Metric::DpopOk => 21 + Deny::ALL.len() + Failure::ALL.len() + IntroFailure::ALL.len(),
             Metric::CertificateBound => 22 + Deny::ALL.len() + Failure::ALL.len() + IntroFailure::ALL.len(),
+            Metric::TxnTokenOk => 23 + Deny::ALL.len() + Failure::ALL.len() + IntroFailure::ALL.len(),
+            Metric::TxnTokenRejected => 24 + Deny::ALL.len() + Failure::ALL.len() + IntroFailure::ALL.len(),
+            Metric::TxnTokenFailed(f) => 25 + Deny::ALL.len() + Failure::ALL.len() + IntroFailure::ALL.len() + f as usize,
         }
     }
 
@@ -336,6 +366,9 @@ impl Metric {
             Metric::IntrospectionFailed(f) => format!("introspection_failed.{}", f.name()),
             Metric::DpopOk => "dpop_ok".into(),
             Metric::CertificateBound => "certificate_bound".into(),
+            Metric::TxnTokenOk => "txn_token_ok".into(),
+            Metric::TxnTokenRejected => "txn_token_rejected".into(),
+            Metric::TxnTokenFailed(f) => format!("txn_token_failed.{}", f.name()),
         }
     }
 }

@@ -50,3 +50,16 @@ pub fn replaced(cfg: &Config, removal: &HeaderPlan, claims: Vec<(String, String)
     plan.set.extend(removal.set.iter().cloned());
     plan
 }
+
+/// The verified claims and `value` in `header` (a Txn-Token); with `removal`, the client's token
+/// is taken out of every source it came in.
+pub fn with_header(cfg: &Config, removal: Option<&HeaderPlan>, claims: Vec<(String, String)>, header: &str, value: String) -> HeaderPlan {
+    let mut set = claims;
+    set.push((header.to_owned(), value));
+    let mut plan = without_set(HeaderPlan { set, ..strip(cfg) });
+    if let Some(r) = removal {
+        plan.remove.extend(r.remove.iter().filter(|h| !plan.set.iter().any(|(k, _)| k == *h)).cloned());
+        plan.set.extend(r.set.iter().cloned());
+    }
+    plan
+}

@@ -142,7 +142,7 @@ mod tests {
     use crate::config::RouteMatch;
 
     fn route(m: RouteMatch) -> Route {
-        Route { matcher: m, allow_anonymous: false, providers: vec![], exchange: None, mint: None, embedded: None, require: None }
+        Route { matcher: m, allow_anonymous: false, providers: vec![], exchange: None, mint: None, embedded: None, txn: None, require: None }
     }
 
     #[test]

@@ -14,10 +14,11 @@ echo "== wasm build"
 echo "== fuzzing (each target ${TEF_FUZZ_SECONDS:-20}s from the seed corpus)"
 tests/fuzz.sh "${TEF_FUZZ_SECONDS:-20}"
 command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }  # compose `config` check only
+# wrk: the live-configuration e2e test and the soak drive load with it.
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 echo "== end to end, real Envoy 1.40"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider "$@"
 echo "== end to end again on the oldest supported Envoy (1.36.2)"
 ENVOY_BIN="$PWD/.venv-envoy-1.36/bin/envoy" .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider "$@"
 echo "== bounded soak (${TEF_SOAK_SECONDS:-45}s at 400 req/s, 100000 distinct tokens through 20000 cache slots)"
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 .venv/bin/python tests/soak.py "${TEF_SOAK_SECONDS:-45}" 100000 400

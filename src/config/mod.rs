@@ -15,10 +15,10 @@ mod sts;
 
 pub use forward::Forward;
 pub use introspection::Introspection;
-pub use providers::{AudiencePattern, JwksSource, Nested, Provider, RemoteJwks, NESTED_CLAIM};
+pub use providers::{AudiencePattern, JwksSource, Nested, Provider, RemoteJwks, TxnProvider, NESTED_CLAIM};
 pub use require::Require;
 pub use sender::{CertificateBinding, Dpop};
-pub use routes::{EmbeddedSpec, MintSpec, Route, RouteMatch, MINTED_CLAIMS};
+pub use routes::{EmbeddedSpec, MintSpec, Route, RouteMatch, TxnSpec, MINTED_CLAIMS, TXN_TOKEN_HEADER};
 pub use signing::Signing;
 pub use sources::Source;
 pub use sts::Sts;
@@ -130,6 +130,10 @@ pub struct Config {
     /// A provider checks certificate bindings: the glue reads the connection's client
     /// certificate digest.
     pub needs_peer_cert: bool,
+    /// A route obtains Txn-Tokens: the glue reads the client's address (`["source","address"]`).
+    pub needs_source_address: bool,
+    /// A provider refuses a `txn` seen before (`txn_replay.rs`).
+    pub txn_replay: bool,
 }
 
 pub const DEFAULT_SKEW_S: u64 = 60;
@@ -232,7 +236,17 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         None => fingerprint,
     };
     let caller_headers: Vec<String> = providers.iter().filter_map(|p| p.nested.as_ref()?.caller_header.clone()).collect();
-    let forward = forward::forward(raw.forward, &sources, &caller_headers)?;
+    let mut forward = forward::forward(raw.forward, &sources, &caller_headers)?;
+    // A Txn-Token header that arrives from a client is never passed on: every route strips it
+    // (a Txn-Token route sets its own).
+    for (i, t) in routes.iter().enumerate().filter_map(|(i, r)| Some((i, r.txn.as_ref()?))) {
+        if t.header == forward.header || forward.claims_to_headers.iter().any(|(_, h)| *h == t.header) || forward.principal_header.as_ref() == Some(&t.header) {
+            return fail(format!("routes[{i}].exchange.header"), "is also a header the filter sets from `forward`");
+        }
+        if !forward.strip_headers.contains(&t.header) {
+            forward.strip_headers.push(t.header.clone());
+        }
+    }
     let cache_max_entries = raw.cache.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
     if !(1..=1_000_000).contains(&cache_max_entries) {
         return fail("cache.max_entries", "must be 1..1000000");
@@ -257,6 +271,13 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         None => None,
         Some(x) => Some(sts::sts(x)?),
     };
+    if let Some(i) = routes.iter().position(|r| r.txn.is_some()) {
+        if sts.as_ref().is_none_or(|s| s.jwks.is_none()) {
+            return fail(format!("routes[{i}].exchange.txn_token"), "needs `sts.jwks`: a Txn-Token is verified before it is forwarded");
+        }
+    }
+    let needs_source_address = routes.iter().any(|r| r.txn.is_some());
+    let txn_replay = providers.iter().any(|p| p.txn_token.as_ref().is_some_and(|t| t.refuse_replay));
     let stat_prefix = raw.stat_prefix.unwrap_or_else(|| "token_exchange_filter".into());
     if stat_prefix.is_empty() || !stat_prefix.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.') {
         return fail("stat_prefix", "must be non-empty and use only [A-Za-z0-9_.]");
@@ -268,12 +289,15 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
     }
     carried_claims.extend(routes.iter().filter_map(|r| r.embedded.as_ref()).map(|e| e.claim.clone()));
     carried_claims.extend(routes.iter().filter_map(|r| r.require.as_ref()).flat_map(|q| q.claims.iter().map(|(c, _)| c.clone())));
+    if txn_replay {
+        carried_claims.push("txn".into());
+    }
     carried_claims.sort();
     carried_claims.dedup();
     let sets_headers = !forward.claims_to_headers.is_empty()
         || forward.principal_header.is_some()
         || forward.payload_header.is_some()
-        || routes.iter().any(|r| r.replaces_token());
+        || routes.iter().any(|r| r.replaces_token() || r.txn.is_some());
     let strip = &forward.strip_headers;
     // DPoP needs every `DPoP` header (a single-value read shows only the first) and the URL.
     let needed_headers = (dpop_source.is_none() && sources
@@ -282,10 +306,10 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         .then(|| {
             let mut v: Vec<String> = Vec::new();
             let serves_jwks = signing.as_ref().is_some_and(|s| s.jwks_path.is_some());
-            if serves_jwks || routes.iter().any(|r| r.matcher.path_prefix.is_some() || r.matcher.path_exact.is_some()) {
+            if serves_jwks || needs_source_address || routes.iter().any(|r| r.matcher.path_prefix.is_some() || r.matcher.path_exact.is_some()) {
                 v.push(":path".into());
             }
-            if serves_jwks || routes.iter().any(|r| !r.matcher.methods.is_empty()) {
+            if serves_jwks || needs_source_address || routes.iter().any(|r| !r.matcher.methods.is_empty()) {
                 v.push(":method".into());
             }
             if routes.iter().any(|r| r.matcher.authority.is_some()) {
@@ -322,5 +346,7 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         dpop_source,
         sender_checks,
         needs_peer_cert,
+        needs_source_address,
+        txn_replay,
     })
 }

@@ -42,6 +42,32 @@ pub(super) struct RawProvider {
     pub(super) dpop: Option<RawDpop>,
     #[serde(default)]
     pub(super) certificate_binding: Option<RawCertificateBinding>,
+    #[serde(default)]
+    pub(super) txn_token: Option<RawTxnProvider>,
+}
+
+/// A provider of Transaction Tokens (a sidecar's inbound side).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTxnProvider {
+    #[serde(default)]
+    pub(super) workloads: Vec<String>,
+    #[serde(default)]
+    pub(super) refuse_replay: bool,
+    #[serde(default)]
+    pub(super) replay_cache_entries: Option<u32>,
+}
+
+/// The provider's tokens are Txn-Tokens (draft-ietf-oauth-transaction-tokens-10 §4): `typ`
+/// `txntoken+jwt`, `txn` and `sub` required, `aud` the trust domain (`audiences`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnProvider {
+    /// `req_wl` (each of its values) must be one of these; empty: not checked.
+    pub workloads: Vec<String>,
+    /// A `txn` seen on an earlier request is refused (`txn_replay.rs`).
+    pub refuse_replay: bool,
+    /// Slots of the shared-data record of the `txn`s seen.
+    pub replay_cache_entries: u32,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +154,8 @@ pub struct Provider {
     pub dpop: Option<Dpop>,
     /// Certificate-bound tokens (RFC 8705 §3).
     pub certificate_binding: Option<CertificateBinding>,
+    /// Transaction Tokens.
+    pub txn_token: Option<TxnProvider>,
 }
 
 /// The claims that only OpenID Connect ID tokens carry (OIDC Core §2, §3.1.3.6, §3.3.2.11;
@@ -332,6 +360,7 @@ pub(super) fn providers(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigEr
             return fail(format!("{f}.clock_skew_seconds"), "must be at most 600");
         }
         let token_types = match p.token_types {
+            None if p.txn_token.is_some() => vec![crate::txn_token::TYP.to_owned()],
             None => vec![String::new(), "jwt".into(), "at+jwt".into()],
             Some(list) => list
                 .iter()
@@ -346,6 +375,29 @@ pub(super) fn providers(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigEr
                 return fail(format!("{f}.required_claims[{j}]"), "must not be empty");
             }
         }
+        let mut required_claims = p.required_claims;
+        let txn_token = match p.txn_token {
+            None => None,
+            Some(t) => {
+                if p.introspection.is_some() {
+                    return fail(format!("{f}.txn_token"), "Txn-Tokens are JWTs: not with `introspection`");
+                }
+                if let Some(j) = t.workloads.iter().position(String::is_empty) {
+                    return fail(format!("{f}.txn_token.workloads[{j}]"), "must not be empty");
+                }
+                required_claims.extend(["txn", "sub"].map(String::from));
+                required_claims.sort();
+                required_claims.dedup();
+                let replay_cache_entries = t.replay_cache_entries.unwrap_or(65_536);
+                if !(64..=4_000_000).contains(&replay_cache_entries) {
+                    return fail(format!("{f}.txn_token.replay_cache_entries"), "must be 64..4000000");
+                }
+                if t.replay_cache_entries.is_some() && !t.refuse_replay {
+                    return fail(format!("{f}.txn_token.replay_cache_entries"), "is for `refuse_replay: true` only");
+                }
+                Some(TxnProvider { workloads: t.workloads, refuse_replay: t.refuse_replay, replay_cache_entries })
+            }
+        };
         let has_jwks = p.jwks.is_some() || p.discovery.is_some();
         let introspection = match p.introspection {
             None => None,
@@ -440,8 +492,9 @@ pub(super) fn providers(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ConfigEr
             audiences,
             algorithms,
             skew_s,
-            required_claims: p.required_claims,
+            required_claims,
             token_types,
+            txn_token,
             jwks,
         });
     }

@@ -33,6 +33,15 @@ pub(super) struct RawExchange {
     pub(super) resource: Option<OneOrMany>,
     #[serde(default)]
     pub(super) scopes: Vec<String>,
+    /// A Transaction Token for the call chain instead of an exchanged access token.
+    #[serde(default)]
+    pub(super) txn_token: bool,
+    #[serde(default)]
+    pub(super) authorization: Option<String>,
+    #[serde(default)]
+    pub(super) header: Option<String>,
+    #[serde(default)]
+    pub(super) max_lifetime_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -114,6 +123,8 @@ pub struct Route {
     pub mint: Option<MintSpec>,
     /// Forward the token for this audience that the verified token carries in a claim.
     pub embedded: Option<EmbeddedSpec>,
+    /// Obtain a Transaction Token for the call chain (`credential/txn_token.rs`).
+    pub txn: Option<TxnSpec>,
     /// Authorization on the verified claims (`authorize.rs`), before the credential.
     pub require: Option<Require>,
 }
@@ -125,10 +136,29 @@ pub struct EmbeddedSpec {
     pub audience: String,
 }
 
+/// `exchange` with `txn_token: true`: a Txn-Token from the Txn-Token service (the `sts`
+/// endpoint, draft-ietf-oauth-transaction-tokens-10 §7) for the trust domain, per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnSpec {
+    /// The Txn-Token's `aud`: the trust domain the call chain runs in.
+    pub trust_domain: String,
+    /// Sorted, deduplicated; empty: the subject's scopes.
+    pub scopes: Vec<String>,
+    /// `authorization: "forward"`: the client's token goes on as it came; by default it is
+    /// removed (the outside token never travels inside).
+    pub keep_authorization: bool,
+    /// The header the Txn-Token goes in (`txn-token`).
+    pub header: String,
+    /// The longest lifetime (`exp` − now) an issued Txn-Token may have.
+    pub max_lifetime_ms: u64,
+}
+
+pub const TXN_TOKEN_HEADER: &str = "txn-token";
+
 impl Route {
     /// Whether the client's token is replaced on this route (and so taken out of the request).
     pub fn replaces_token(&self) -> bool {
-        self.exchange.is_some() || self.mint.is_some() || self.embedded.is_some()
+        self.exchange.is_some() || self.mint.is_some() || self.embedded.is_some() || self.txn.as_ref().is_some_and(|t| !t.keep_authorization)
     }
 }
 
@@ -218,8 +248,8 @@ pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, 
                 }
             }
         };
-        let exchange = match r.exchange {
-            None => None,
+        let (exchange, txn) = match r.exchange {
+            None => (None, None),
             Some(x) => {
                 if !has_sts {
                     return fail(format!("{f}.exchange"), "needs a top-level `sts`");
@@ -240,13 +270,39 @@ pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, 
                 }
                 scopes.sort();
                 scopes.dedup();
-                Some(ExchangeSpec { audiences, resources, scopes })
+                if x.txn_token {
+                    if audiences.len() != 1 || !resources.is_empty() {
+                        return fail(format!("{f}.exchange.audience"), "a Txn-Token is for one trust domain: set one `audience` and no `resource`");
+                    }
+                    let keep_authorization = match x.authorization.as_deref() {
+                        None | Some("remove") => false,
+                        Some("forward") => true,
+                        Some(o) => return fail(format!("{f}.exchange.authorization"), format!("\"{o}\" is not remove or forward")),
+                    };
+                    let header = super::header_name(&format!("{f}.exchange.header"), x.header.as_deref().unwrap_or(TXN_TOKEN_HEADER))?;
+                    if header == "authorization" || header.starts_with(':') {
+                        return fail(format!("{f}.exchange.header"), "must be a header of its own, not authorization");
+                    }
+                    let life = x.max_lifetime_seconds.unwrap_or(300);
+                    if !(1..=3600).contains(&life) {
+                        return fail(format!("{f}.exchange.max_lifetime_seconds"), "must be 1..3600 (Txn-Tokens are short-lived)");
+                    }
+                    let trust_domain = audiences.into_iter().next().unwrap_or_default();
+                    (None, Some(TxnSpec { trust_domain, scopes, keep_authorization, header, max_lifetime_ms: life * 1000 }))
+                } else {
+                    for (name, set) in [("authorization", x.authorization.is_some()), ("header", x.header.is_some()), ("max_lifetime_seconds", x.max_lifetime_seconds.is_some())] {
+                        if set {
+                            return fail(format!("{f}.exchange.{name}"), "is for `txn_token: true` only");
+                        }
+                    }
+                    (Some(ExchangeSpec { audiences, resources, scopes }), None)
+                }
             }
         };
         let mint = match r.mint {
             None => None,
             Some(m) => {
-                if exchange.is_some() {
+                if exchange.is_some() || txn.is_some() {
                     return fail(format!("{f}.mint"), "a route either exchanges or mints, not both");
                 }
                 if !has_signing {
@@ -275,7 +331,7 @@ pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, 
         let embedded = match r.embedded {
             None => None,
             Some(e) => {
-                if exchange.is_some() || mint.is_some() {
+                if exchange.is_some() || txn.is_some() || mint.is_some() {
                     return fail(format!("{f}.embedded"), "a route has one credential: exchange, mint or embedded");
                 }
                 if e.claim.is_empty() || MINTED_CLAIMS.contains(&e.claim.as_str()) {
@@ -289,6 +345,7 @@ pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, 
         };
         routes.push(Route {
             exchange,
+            txn,
             mint,
             embedded,
             require,

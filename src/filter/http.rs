@@ -3,7 +3,7 @@
 
 use super::host::{apply, call_header, call_response, max_call_bytes, WasmHost};
 use super::root::{dispatch, wake_pending, Shared};
-use crate::flow::{CallResult, Outcome, Pending};
+use crate::flow::{CallResult, Connection, Outcome, Pending};
 use crate::reply;
 use crate::route::RouteInput;
 use proxy_wasm::hostcalls;
@@ -141,7 +141,10 @@ impl HttpContext for Http {
         let host = WasmHost { metrics: &s.metrics };
         // The client certificate's SHA-256 (hex) as Envoy saw it in this connection's handshake.
         let peer_cert = if cfg.needs_peer_cert { property(&["connection", "sha256_peer_certificate_digest"]) } else { None };
-        let outcome = s.filter.borrow_mut().on_request_with(&input, &headers, peer_cert.as_deref(), &host);
+        // The client's address, for a Txn-Token's `request_context`.
+        let source = if cfg.needs_source_address { property(&["source", "address"]) } else { None };
+        let conn = Connection { peer_cert_sha256: peer_cert.as_deref(), source_address: source.as_deref() };
+        let outcome = s.filter.borrow_mut().on_request_with(&input, &headers, conn, &host);
         if option_env!("TEF_PROBE") == Some("decide") {
             return Action::Continue;
         }

@@ -331,7 +331,7 @@ fn certificate_binding() {
     let r = route("GET");
     let hdrs = |t: &str| vec![("authorization".to_string(), format!("Bearer {t}").into_bytes())];
     let other_hex = cert_hex.replace('0', "f");
-    let run = |f: &mut crate::flow::Filter, t: &str, cert: Option<&str>| match f.on_request_with(&r, &hdrs(t), cert, &host) {
+    let run = |f: &mut crate::flow::Filter, t: &str, cert: Option<&str>| match f.on_request_with(&r, &hdrs(t), crate::flow::Connection { peer_cert_sha256: cert, source_address: None }, &host) {
         Outcome::Allow(_) => None,
         Outcome::Deny(_) => Some(()),
         o => panic!("{o:?}"),
@@ -347,7 +347,7 @@ fn certificate_binding() {
     assert_eq!(host.counter(Metric::Denied(Deny::CertificateUnbound)), 1);
     // Not required: unbound tokens pass, bound ones still need their certificate.
     let (host2, mut f) = filter_at(&config(&idp, json!({"certificate_binding": {"required": false}})), NOW);
-    let run2 = |f: &mut crate::flow::Filter, t: &str, cert: Option<&str>| matches!(f.on_request_with(&r, &hdrs(t), cert, &host2), Outcome::Allow(_));
+    let run2 = |f: &mut crate::flow::Filter, t: &str, cert: Option<&str>| matches!(f.on_request_with(&r, &hdrs(t), crate::flow::Connection { peer_cert_sha256: cert, source_address: None }, &host2), Outcome::Allow(_));
     assert!(run2(&mut f, &plain, None));
     assert!(!run2(&mut f, &bound, None));
     assert!(run2(&mut f, &bound, Some(cert_hex)));

@@ -12,3 +12,4 @@ mod authorize_tests;
 mod introspection_tests;
 mod schema_tests;
 mod dpop_tests;
+mod txn_token_tests;

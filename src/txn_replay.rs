@@ -38,7 +38,7 @@ impl TxnReplay {
     /// Records the token's `txn` (kept with the verified claims, as `carry`); refuses one seen.
     pub fn check(&mut self, cfg: &Config, v: &Verified, now: u64, host: &dyn Host) -> Result<(), (Deny, Reply)> {
         let Some(cache) = self.seen.get(v.provider).and_then(Option::as_ref) else { return Ok(()) };
-        let carried: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&v.carry).unwrap_or_default();
+        let carried = crate::jose::json::parse_object(v.carry.as_bytes()).unwrap_or_default();
         let Some(txn) = carried.get("txn").and_then(|t| t.as_str()) else {
             return Err((Deny::Claims, reply::invalid_token(&cfg.realm, "token lacks a required claim")));
         };

@@ -229,6 +229,7 @@ class Echo(_Server):
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+TXN_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:txn_token"
 
 
 class _STSHandler(_Quiet):
@@ -296,6 +297,8 @@ class _STSHandler(_Quiet):
         scope = asked or held
         if mode == "wider_scope":
             scope = held | {"admin:all"}
+        if form.get("requested_token_type") == [TXN_TOKEN_TYPE]:
+            return self._txn_token(sts, mode, cid, subject, targets, scope, form)
         aud = targets[0] if len(targets) == 1 else targets
         if mode == "wrong_aud":
             aud = "https://elsewhere.ecomm.com"
@@ -316,11 +319,44 @@ class _STSHandler(_Quiet):
                                     "token_type": "Bearer", "expires_in": expires_in, "scope": claims["scope"]}).encode())
 
 
+    def _txn_token(self, sts, mode, cid, subject, targets, scope, form):
+        """The Txn-Token mode (draft-ietf-oauth-transaction-tokens-10 §7): one trust domain as
+        the audience, `request_context` / `request_details` JSON objects, a `txntoken+jwt` for
+        the call chain with a fresh `txn`; answered with `token_type: N_A`."""
+        try:
+            rctx = json.loads(form["request_context"][0])
+            details = json.loads(form["request_details"][0])
+            assert isinstance(rctx, dict) and isinstance(details, dict)
+        except (KeyError, ValueError, AssertionError):
+            return self._error(400, "invalid_request")
+        if len(targets) != 1:
+            return self._error(400, "invalid_target")
+        now = int(time.time())
+        txn = str(uuid.uuid4())
+        with sts.lock:
+            sts.txn_requests += 1
+            sts.txns.append(txn)
+        claims = {"iss": sts.issuer, "aud": targets[0], "iat": now, "exp": now + (3600 if mode == "long_lived" else 60),
+                  "txn": txn, "sub": subject["sub"], "scope": " ".join(sorted(scope)), "req_wl": cid,
+                  "rctx": rctx, "tctx": details}
+        if mode == "wrong_aud":
+            claims["aud"] = "elsewhere.example"
+        if mode == "no_txn":
+            del claims["txn"]
+        key = next(iter(sts.keys.values()))
+        if mode == "bad_sig":
+            key = Key("ES256", kid=key.kid)
+        token = jwt_tool.encode(key, claims, header={"typ": "at+jwt" if mode == "wrong_typ" else "txntoken+jwt"})
+        self._send(200, json.dumps({"access_token": token, "issued_token_type": TXN_TOKEN_TYPE,
+                                    "token_type": "N_A", "expires_in": 60}).encode())
+
+
 class STS(_Server):
     """A small RFC 8693 STS: client authentication (Basic or post), subject tokens verified with
     the IdP's keys, audience/resource allow-list, scope down-scoping, ES256 JWTs for the requested
     audience, its own `/jwks`. Knobs: `mode` ("ok", "500", "garbage", "close", "wrong_aud",
-    "bad_sig", "wider_scope", "invalid_grant", "invalid_target", "opaque"), `delay` seconds, `ttl`,
+    "bad_sig", "wider_scope", "invalid_grant", "invalid_target", "opaque"; for Txn-Tokens also
+    "wrong_typ", "long_lived", "no_txn"), `delay` seconds, `ttl`,
     `expires_in` (what the answer says, when not `ttl`);
     `token_requests` counts token calls; `last_form` holds the last decoded form."""
 
@@ -339,7 +375,8 @@ class STS(_Server):
         k = Key("ES256", kid="sts-1")
         self.keys = {k.kid: k}
         self.lock = threading.Lock()
-        self.token_requests = self.jwks_requests = 0
+        self.token_requests = self.jwks_requests = self.txn_requests = 0
+        self.txns = []
         self.mode, self.delay, self.ttl = "ok", 0.0, 300
         self.expires_in = None
         self.last_form = self.last_raw = self.last_headers = None
@@ -359,8 +396,9 @@ class _ServiceHandler(_Quiet):
         try:
             c.putrequest("GET", svc.next_path, skip_host=True, skip_accept_encoding=True)
             c.putheader("host", svc.next_host)
-            if "authorization" in seen:
-                c.putheader("authorization", seen["authorization"])
+            for h in ("authorization", "txn-token"):
+                if h in seen:
+                    c.putheader(h, seen[h])
             c.putheader("x-user-sub", "admin")
             c.putheader("x-caller", "forged")
             c.endheaders()

@@ -46,5 +46,9 @@ pub mod introspection;
 pub mod introspector;
 #[path = "../../../src/sts.rs"]
 pub mod sts;
+#[path = "../../../src/txn_replay.rs"]
+pub mod txn_replay;
+#[path = "../../../src/txn_token.rs"]
+pub mod txn_token;
 #[path = "../../../src/testing.rs"]
 pub mod testing;

@@ -34,6 +34,8 @@ OUT = ROOT / "bench" / "out"
 ENVOY_CORE, LOAD_CORE = "0", "1"
 
 LUA = ROOT / "tests" / "e2e" / "tokens.lua"
+DPOP_LUA = ROOT / "tests" / "e2e" / "dpop.lua"
+DPOP_ORIGIN = "https://api.bench"
 
 
 def wasm_filter(path: Path, conf: dict | str | None, vm_id: str) -> dict:
@@ -72,10 +74,14 @@ SIGNING_KEY = jwt_tool.Key("EdDSA", kid="bench-edge")
 
 
 def tef_conf(jwks: dict, cache: bool = True, exchange: bool = False, max_entries: int = 10000, local_entries: int = 1024,
-             mint: bool = False, introspection: bool = False, extra_providers: int = 0) -> dict:
+             mint: bool = False, introspection: bool = False, extra_providers: int = 0, dpop: bool = False) -> dict:
     c = {"providers": [{"name": "corp", "issuer": ISS, "audiences": [AUD], "jwks": {"inline": jwks}}],
          "forward": {"claims_to_headers": {"sub": "x-user-sub"}},
          "cache": {"max_entries": max_entries, "max_ttl_seconds": 300 if cache else 0, "local_entries": local_entries}}
+    if dpop:
+        # Proofs are made before the run: a window as long as the run, a replay table for all.
+        c["providers"][0]["dpop"] = {"required": True, "max_age_seconds": 3600, "htu_origin": DPOP_ORIGIN,
+                                     "replay_cache_entries": 1_000_000}
     if introspection:
         c["providers"][0]["introspection"] = {"cluster": "idp", "path": "/token/introspection", "max_cache_seconds": 300,
                                               "client_auth": {"method": "client_secret_basic", "client_id": "gw", "client_secret": "s3cr3t"}}
@@ -95,6 +101,24 @@ def tef_conf(jwks: dict, cache: bool = True, exchange: bool = False, max_entries
     return c
 
 
+class DpopKey:
+    """A DPoP client key and its proofs for the bench's request (GET https://api.bench/orders)."""
+
+    def __init__(self):
+        import hashlib
+        self.key = jwt_tool.Key("ES256")
+        self.jwk = {k: v for k, v in self.key.public_jwk().items() if k not in ("kid", "use", "alg")}
+        canon = json.dumps({m: self.jwk[m] for m in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True)
+        self.jkt = jwt_tool.b64u(hashlib.sha256(canon.encode()).digest())
+
+    def proof(self, token: str) -> str:
+        import hashlib
+        import uuid
+        c = {"htm": "GET", "htu": f"{DPOP_ORIGIN}/orders", "iat": int(time.time()), "jti": uuid.uuid4().hex,
+             "ath": jwt_tool.b64u(hashlib.sha256(token.encode()).digest())}
+        return jwt_tool.encode(self.key, c, header={"typ": "dpop+jwt", "jwk": self.jwk}, kid=False)
+
+
 class Pinned(Envoy):
     """An Envoy pinned to one core with one worker."""
 
@@ -112,14 +136,19 @@ class Pinned(Envoy):
         return int(m.group(1)) if m else 0
 
 
-def wrk(port: int, duration: int, token: str | None = None, token_file: Path | None = None, conns: int = 16) -> dict:
+def wrk(port: int, duration: int, token: str | None = None, token_file: Path | None = None, conns: int = 16,
+        dpop_file: Path | None = None, offset: list | None = None) -> dict:
     cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency"]
-    if token_file:
+    if dpop_file:
+        cmd += ["-s", str(DPOP_LUA)]
+    elif token_file:
         cmd += ["-s", str(LUA)]
     elif token:
         cmd += ["-H", f"authorization: Bearer {token}"]
     cmd += [f"http://127.0.0.1:{port}/orders"]
-    if token_file:
+    if dpop_file:
+        cmd += ["--", str(dpop_file), "/orders", str(offset[0])]
+    elif token_file:
         cmd += ["--", str(token_file), "/orders"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
     def lat(p):
@@ -128,6 +157,8 @@ def wrk(port: int, duration: int, token: str | None = None, token_file: Path | N
             return None
         return float(m.group(1)) * {"us": 1, "ms": 1000, "s": 1e6}[m.group(2)]
     reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    if offset is not None:
+        offset[0] += reqs + conns  # the next run starts past every proof this one may have sent
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "requests": reqs,
             "p50_us": lat(50), "p99_us": lat(99), "errors": int(non2xx.group(1)) if non2xx else 0}
@@ -141,6 +172,7 @@ def main():
     ap.add_argument("--population", type=int, default=100000)
     ap.add_argument("--only", default="", help="comma-separated setup names")
     ap.add_argument("--baseline", default="", help="another build's .wasm: adds base_hot and base_exchange_hot")
+    ap.add_argument("--dpop-proofs", type=int, default=80000, help="pre-made DPoP proofs per DPoP setup (each is sent once)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
 
@@ -190,6 +222,25 @@ def main():
     setups["tef_intro_hot"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, introspection=True), "tef")], [static_cluster("idp", idp.port)]),
                                dict(token=opaque_hot))
     setups["tef_50_hot"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, extra_providers=49), "tef")]), dict(token=hot))
+    # Issue 15, DPoP: one bound token (cached) with a proof per request from one client key (the
+    # key's table is built from its third proof), and every request a new key with its own new
+    # token (both cold: the token verified with the IdP key's table, the proof without a table).
+    want = lambda n: not args.only or n in args.only.split(",")
+    if want("tef_dpop_hot") or want("tef_dpop_fresh"):
+        print(f"making {args.dpop_proofs} DPoP proofs per setup…", flush=True)
+        client = DpopKey()
+        bound = jwt_tool.encode(keys["ES256"], jwt_tool.claims(ISS, AUD, ttl=3600, sub="bench", cnf={"jkt": client.jkt}))
+        p = OUT / "dpop-hot.txt"
+        p.write_text("".join(f"{bound} {client.proof(bound)}\n" for _ in range(args.dpop_proofs)))
+        setups["tef_dpop_hot"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, dpop=True), "tef")]), dict(dpop_file=p, offset=[0]))
+        lines = []
+        for i in range(args.dpop_proofs // 2):
+            c = DpopKey()
+            t = jwt_tool.encode(keys["ES256"], jwt_tool.claims(ISS, AUD, ttl=3600, sub=f"d{i}", cnf={"jkt": c.jkt}))
+            lines.append(f"{t} {c.proof(t)}\n")
+        p = OUT / "dpop-fresh.txt"
+        p.write_text("".join(lines))
+        setups["tef_dpop_fresh"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, cache=False, dpop=True), "tef")]), dict(dpop_file=p, offset=[0]))
     if args.baseline:
         base = Path(args.baseline).resolve()
         setups["base_hot"] = (bootstrap([wasm_filter(base, tef_conf(jwks), "tef")]), dict(token=hot))
@@ -235,7 +286,7 @@ def main():
             summary[name]["errors"] = sum(x["errors"] for x in runs)
             summary[name]["stats"] = {k: v for k, v in envoys[name].stats().items()
                                       if k in ("allowed", "cache_hit", "cache_miss", "exchange_cache_hit", "exchange_ok", "mint_ok", "mint_cache_hit",
-                                              "introspection_ok", "introspection_cache_hit")}
+                                              "introspection_ok", "introspection_cache_hit", "dpop_ok", "denied.dpop_replay")}
     finally:
         for e in envoys.values():
             e.stop()
@@ -275,6 +326,13 @@ def write(summary: dict, args):
         ratios["tef_hot vs wasm_limit: CPU µs/req added over wasm_floor"] = added
         if added[1] > 0:
             ratios["tef_hot added / wasm_limit added (CPU, target ≤ 1.2)"] = added[0] / added[1]
+    dh, df, ce = summary.get("tef_dpop_hot"), summary.get("tef_dpop_fresh"), summary.get("tef_cold_ES256")
+    if dh and ce:
+        ratios["tef_dpop_hot / tef_cold_ES256 (CPU/req: a cached token + one ES256 proof vs a cold ES256 token, target ≤ 1.2)"] = (
+            dh["cpu_us_per_req"] / ce["cpu_us_per_req"])
+    if hot and dh and df and ce:
+        ratios["DPoP proof, key reused vs key new each request: CPU µs/req added (over tef_hot; over tef_cold_ES256)"] = (
+            dh["cpu_us_per_req"] - hot["cpu_us_per_req"], df["cpu_us_per_req"] - ce["cpu_us_per_req"])
     mc, vc = summary.get("tef_mint_cold"), summary.get("tef_cold_EdDSA")
     if mc and vc and floor:
         # CPU per request each adds over the floor: verify + sign, and verify alone.

@@ -175,7 +175,7 @@ pub struct MintSpec {
 }
 
 /// Claims the filter sets itself in a minted token: never copied.
-pub const MINTED_CLAIMS: [&str; 12] = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act", "scope", "sub_id", "cnf", "subject_token"];
+pub const MINTED_CLAIMS: [&str; 11] = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act", "scope", "sub_id", "subject_token"];
 
 /// The routes, and whether any matches on Envoy's `route_name` / `cluster`.
 pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, has_signing: bool) -> Result<(Vec<Route>, bool, bool), ConfigError> {

@@ -238,3 +238,21 @@ fn the_jwks_is_served_with_every_key_and_only_for_get_and_head() {
     assert!(matches!(f.on_request(&r, &[], &host), Outcome::Respond(r) if r.status == 405));
     assert_eq!(f.cfg.needed_headers.as_deref().unwrap()[..2], [":path".to_string(), ":method".to_string()]);
 }
+
+#[test]
+fn a_certificate_binding_can_be_carried_into_the_minted_token() {
+    // After the edge a minted token is a bearer token; `copy_claims: ["cnf"]` carries the
+    // binding for a next hop that wants to see it.
+    let idp = EsKey::new("i1");
+    let mut v = base(&idp, rotation_signing());
+    v["routes"][0]["mint"]["copy_claims"] = json!(["cnf"]);
+    let cfg = Rc::new(parse(&v).unwrap());
+    let host = FakeHost::new(NOW);
+    let mut f = Filter::new(cfg);
+    f.init(&host);
+    let mut c = claims(ISS, "api", "alice", NOW);
+    c["scope"] = json!("inventory:read");
+    c["cnf"] = json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"});
+    let (_, p) = decode(&minted(&f.on_request(&at("/inventory/1"), &bearer(&idp.token(&c)), &host)));
+    assert_eq!(p["cnf"], json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}));
+}

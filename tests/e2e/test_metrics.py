@@ -64,12 +64,12 @@ def test_every_counter_is_documented(stack):
     _, envoy = stack
     names = set(envoy.stats())
     assert len(names) > 40, names
-    names |= {"jwks_fetch_ms", "exchange_call_ms", "introspection_call_ms"}  # histograms are not in /stats counters
+    names |= {"jwks_fetch_ms", "exchange_call_ms", "introspection_call_ms", "txn_token_call_ms"}  # histograms are not in /stats counters
     metrics = ROOT.joinpath("README.md").read_text().split("### Metrics", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`([a-z_.]+)`", metrics))
     # `denied.<reason>` and `exchange_failed.<why>` are listed by their reasons.
     def doc(n):
-        for group in ("denied.", "exchange_failed.", "introspection_failed."):
+        for group in ("denied.", "exchange_failed.", "introspection_failed.", "txn_token_failed."):
             if n.startswith(group):
                 return n[len(group):] in documented
         return n in documented

@@ -73,6 +73,9 @@ fn main() {
     assert!(own.verify(&msg, &sig));
     println!("{:<28} {:>9.1} µs", "ES256 own: first (G table)", t.elapsed().as_secs_f64() * 1e6);
     time("ES256 own (comb, u32)", it, || own.verify(&msg, &sig));
+    // A DPoP proof key seen once: the per-key table built for one verification, or none.
+    time("ES256 one-shot key, table", it, || es256::Es256Key::new(&x, &y).is_some_and(|k| k.verify(&msg, &sig)));
+    time("ES256 one-shot key, untabled", it, || es256::Es256Key::new(&x, &y).is_some_and(|k| k.verify_untabled(&msg, &sig)));
 
     let (x, sig) = (hex(&fx["eddsa"]["x"]), hex(&fx["eddsa"]["sig"]));
     {
@@ -88,6 +91,9 @@ fn main() {
         let own = ed25519::Ed25519Key::new(&x.clone().try_into().unwrap()).unwrap();
         println!("{:<28} {:>9.1} µs", "EdDSA own: prepare key", t.elapsed().as_secs_f64() * 1e6);
         time("EdDSA own (tables, dalek)", it, || own.verify(&msg, &sig));
+        let xa: [u8; 32] = x.clone().try_into().unwrap();
+        time("EdDSA one-shot key, table", it, || ed25519::Ed25519Key::new(&xa).is_some_and(|k| k.verify(&msg, &sig)));
+        time("EdDSA one-shot key, untabled", it, || ed25519::Ed25519Key::new(&xa).is_some_and(|k| k.verify_untabled(&msg, &sig)));
         time("EdDSA dalek 3 (verify)", it, || { use ed25519_dalek::Verifier; pk.verify(&msg, &s).is_ok() });
     }
 }

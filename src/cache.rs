@@ -97,10 +97,10 @@ pub enum Claim {
 
 impl SlotCache {
     /// Records `hash` until `expiry_ms` unless a live entry for it exists: a replay check
-    /// across workers. The write is a compare-and-swap on the slot it read, and the slot is read
-    /// back for `tag` (unique to this caller), so of two workers recording the same hash at
-    /// once exactly one gets `New` (the host lets two writes to a missing key both succeed; the
-    /// read-back sees the later one). A collision overwrites the entry that expires first: size
+    /// across workers. The write is a compare-and-swap on the slot it read; a slot that was
+    /// missing is read back for `tag` (unique to this caller), so of two workers recording the
+    /// same hash at once exactly one gets `New` (the host lets two writes to a missing key both
+    /// succeed; the read-back sees the later one). A collision overwrites the entry that expires first: size
     /// the cache for the live entries (`replay_cache_entries`).
     pub fn claim(&self, host: &dyn Host, hash: &[u8; 32], expiry_ms: u64, now_ms: u64, tag: u64) -> Claim {
         let keys = self.slot_keys(hash);
@@ -124,6 +124,9 @@ impl SlotCache {
             let Some((_, i, cas)) = best else { return Claim::New };
             let value = encode(hash, expiry_ms, &tag.to_be_bytes());
             match host.shared_set(&keys[i], &value, cas) {
+                // A compare-and-swap on the version read: nobody wrote the slot in between.
+                Ok(()) if cas.is_some() => return Claim::New,
+                // A write to a missing key always succeeds, also a second one at once: read back.
                 Ok(()) => {
                     return match host.shared_get(&keys[i]) {
                         Some((b, _)) if b == value => Claim::New,

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 import jwt_tool  # noqa: E402
 from harness import Envoy, static_cluster  # noqa: E402
 from servers import STS, IdP  # noqa: E402
+from pki import Pki  # noqa: E402
 
 ISS, AUD = "https://idp.bench", "api"
 TEF_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "token_exchange_filter.wasm"
@@ -70,11 +71,42 @@ def bootstrap(filters: list[dict], clusters=()) -> dict:
                                  "clusters": list(clusters)}}
 
 
+def with_tls(cfg: dict, pki: Pki) -> dict:
+    """The bench listener over TLS, a client certificate required (validated against the CA)."""
+    cfg["static_resources"]["listeners"][0]["filter_chains"][0]["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "require_client_certificate": True,
+        "common_tls_context": {
+            "tls_certificates": [{"certificate_chain": {"filename": str(pki.d / "server.pem")},
+                                  "private_key": {"filename": str(pki.d / "server.key")}}],
+            "validation_context": {"trusted_ca": {"filename": str(pki.d / "ca.pem")}}}}}
+    return cfg
+
+
+def tls_front(port: int, cert: str, key: str) -> dict:
+    """The TLS client wrk cannot be: a plain Envoy (on the load core) that forwards to the bench
+    Envoy's TLS listener with a client certificate, over kept-alive connections."""
+    hcm = {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+           "stat_prefix": "front",
+           "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "target"}}]}]},
+           "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}
+    cluster = {"name": "target", "type": "STATIC", "connect_timeout": "2s",
+               "load_assignment": {"cluster_name": "target", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
+               "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
+                   "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", "sni": "localhost",
+                   "common_tls_context": {"tls_certificates": [{"certificate_chain": {"filename": cert}, "private_key": {"filename": key}}]}}}}
+    return {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+            "static_resources": {"listeners": [{"name": "l", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                                                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}]}],
+                                 "clusters": [cluster]}}
+
+
 SIGNING_KEY = jwt_tool.Key("EdDSA", kid="bench-edge")
 
 
 def tef_conf(jwks: dict, cache: bool = True, exchange: bool = False, max_entries: int = 10000, local_entries: int = 1024,
-             mint: bool = False, introspection: bool = False, extra_providers: int = 0, dpop: bool = False) -> dict:
+             mint: bool = False, introspection: bool = False, extra_providers: int = 0, dpop: bool = False,
+             txn: bool = False) -> dict:
     c = {"providers": [{"name": "corp", "issuer": ISS, "audiences": [AUD], "jwks": {"inline": jwks}}],
          "forward": {"claims_to_headers": {"sub": "x-user-sub"}},
          "cache": {"max_entries": max_entries, "max_ttl_seconds": 300 if cache else 0, "local_entries": local_entries}}
@@ -93,11 +125,13 @@ def tef_conf(jwks: dict, cache: bool = True, exchange: bool = False, max_entries
         c["signing"] = {"issuer": "https://edge.bench", "kid": SIGNING_KEY.kid, "alg": "EdDSA",
                         "private_jwk": SIGNING_KEY.private_jwk(), "ttl_seconds": 300}
         c["routes"] = [{"match": {"path_prefix": "/"}, "mint": {"audience": "https://orders.bench"}}]
-    if exchange:
+    if exchange or txn:
         c["sts"] = {"cluster": "sts", "path": "/token", "timeout_ms": 2000, "issuer": "https://sts.bench",
                     "client_auth": {"method": "client_secret_basic", "client_id": "gateway", "client_secret": "s3cr3t"},
                     "jwks": {"cluster": "sts", "path": "/jwks"}}
         c["routes"] = [{"match": {"path_prefix": "/"}, "exchange": {"audience": "https://orders.bench"}}]
+    if txn:
+        c["routes"] = [{"match": {"path_prefix": "/"}, "exchange": {"txn_token": True, "audience": "trust.bench"}}]
     return c
 
 
@@ -190,7 +224,7 @@ def main():
     pop = OUT / "population.txt"
     pop.write_text("\n".join(jwt_tool.encode(keys["EdDSA"], jwt_tool.claims(ISS, AUD, ttl=3600, sub=f"p{i}")) for i in range(args.population)) + "\n")
 
-    sts = STS("https://sts.bench", idp, ["https://orders.bench"]).start()
+    sts = STS("https://sts.bench", idp, ["https://orders.bench", "trust.bench"]).start()
     sts_cluster = static_cluster("sts", sts.port)
     setups = {
         "bare": (bootstrap([]), dict(token=hot)),
@@ -241,6 +275,23 @@ def main():
         p = OUT / "dpop-fresh.txt"
         p.write_text("".join(lines))
         setups["tef_dpop_fresh"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, cache=False, dpop=True), "tef")]), dict(dpop_file=p, offset=[0]))
+    # Issue 15, mTLS-bound tokens: the hot token over a TLS listener that requires a client
+    # certificate, with and without the provider checking the token's binding to it.
+    if want("tef_hot_tls") or want("tef_mtls_hot"):
+        (OUT / "pki").mkdir(parents=True, exist_ok=True)
+        pki = Pki(OUT / "pki")
+        cert, key, x5t = pki.client("bench-client")
+        tls_bound = jwt_tool.encode(keys["ES256"], jwt_tool.claims(ISS, AUD, ttl=3600, sub="bench", cnf={"x5t#S256": x5t}))
+        conf = tef_conf(jwks)
+        setups["tef_hot_tls"] = (with_tls(bootstrap([wasm_filter(TEF_WASM, conf, "tef")]), pki), dict(token=hot, front=(cert, key)))
+        conf = tef_conf(jwks)
+        conf["providers"][0]["certificate_binding"] = {"required": True}
+        setups["tef_mtls_hot"] = (with_tls(bootstrap([wasm_filter(TEF_WASM, conf, "tef")]), pki), dict(token=tls_bound, front=(cert, key)))
+    # Issue 15, Transaction Tokens: one call to the (Python, local) Txn-Token service per request,
+    # next to the cached exchange path, at low concurrency so that latency is not queueing.
+    if want("tef_txn") or want("tef_exchange_hot_c2"):
+        setups["tef_txn"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, txn=True), "tef")], [sts_cluster]), dict(token=hot, conns=2))
+        setups["tef_exchange_hot_c2"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, exchange=True), "tef")], [sts_cluster]), dict(token=hot, conns=2))
     if args.baseline:
         base = Path(args.baseline).resolve()
         setups["base_hot"] = (bootstrap([wasm_filter(base, tef_conf(jwks), "tef")]), dict(token=hot))
@@ -252,28 +303,34 @@ def main():
         keep = set(args.only.split(","))
         setups = {k: v for k, v in setups.items() if k in keep}
 
-    envoys = {}
+    envoys, fronts = {}, {}
+    load = {n: {k: v for k, v in kw.items() if k != "front"} for n, (_, kw) in setups.items()}
     try:
         for name, (cfg, _) in setups.items():
             envoys[name] = Pinned(cfg, concurrency=1, name=f"bench-{name}").start()
+            if "front" in setups[name][1]:
+                f = Envoy(tls_front(envoys[name].port, *setups[name][1]["front"]), concurrency=1, name=f"bench-front-{name}").start()
+                subprocess.run(["taskset", "-a", "-p", "-c", LOAD_CORE, str(f.proc.pid)], capture_output=True, check=True)
+                fronts[name] = f
+        port = lambda name: (fronts.get(name) or envoys[name]).port
         # Warm-up: exchange cached, population cached (one pass), JIT warm.
         for name, e in envoys.items():
-            kw = setups[name][1]
+            kw = load[name]
             if name == "tef_population":
                 print(f"warming the cache with {args.population} tokens…", flush=True)
                 passes = 0
                 while True:
-                    r = wrk(e.port, 10, **kw)
+                    r = wrk(port(name), 10, **kw)
                     passes += r["requests"]
                     if passes >= args.population * 1.2:
                         break
             else:
-                wrk(e.port, 1, **kw)
+                wrk(port(name), 1, **kw)
         results = {n: [] for n in envoys}
         for rnd in range(args.rounds):
             for name, e in envoys.items():
                 t0 = e.cpu_ticks()
-                r = wrk(e.port, args.duration, **setups[name][1])
+                r = wrk(port(name), args.duration, **load[name])
                 r["cpu_us_per_req"] = (e.cpu_ticks() - t0) * (1e6 / os.sysconf("SC_CLK_TCK")) / max(r["requests"], 1)
                 r["rss_mb"] = e.rss_kb() / 1024
                 results[name].append(r)
@@ -286,9 +343,10 @@ def main():
             summary[name]["errors"] = sum(x["errors"] for x in runs)
             summary[name]["stats"] = {k: v for k, v in envoys[name].stats().items()
                                       if k in ("allowed", "cache_hit", "cache_miss", "exchange_cache_hit", "exchange_ok", "mint_ok", "mint_cache_hit",
-                                              "introspection_ok", "introspection_cache_hit", "dpop_ok", "denied.dpop_replay")}
+                                              "introspection_ok", "introspection_cache_hit", "dpop_ok", "denied.dpop_replay",
+                                              "certificate_bound", "txn_token_ok")}
     finally:
-        for e in envoys.values():
+        for e in [*envoys.values(), *fronts.values()]:
             e.stop()
         idp.stop()
         sts.stop()
@@ -333,6 +391,14 @@ def write(summary: dict, args):
     if hot and dh and df and ce:
         ratios["DPoP proof, key reused vs key new each request: CPU µs/req added (over tef_hot; over tef_cold_ES256)"] = (
             dh["cpu_us_per_req"] - hot["cpu_us_per_req"], df["cpu_us_per_req"] - ce["cpu_us_per_req"])
+    tx, xc = summary.get("tef_txn"), summary.get("tef_exchange_hot_c2")
+    if tx and xc and tx["p50_us"] and xc["p50_us"]:
+        ratios["tef_txn vs tef_exchange_hot_c2: latency added by the Txn-Token call, p50 / p99 µs"] = (
+            tx["p50_us"] - xc["p50_us"], tx["p99_us"] - xc["p99_us"])
+    mt, ht = summary.get("tef_mtls_hot"), summary.get("tef_hot_tls")
+    if mt and ht:
+        ratios["tef_mtls_hot / tef_hot_tls (rps, the certificate binding on a cached token, same TLS listener, target ≥ 0.95)"] = mt["rps"] / ht["rps"]
+        ratios["tef_mtls_hot vs tef_hot_tls: CPU µs/req of the bench Envoy"] = (mt["cpu_us_per_req"], ht["cpu_us_per_req"])
     mc, vc = summary.get("tef_mint_cold"), summary.get("tef_cold_EdDSA")
     if mc and vc and floor:
         # CPU per request each adds over the floor: verify + sign, and verify alone.

@@ -218,6 +218,11 @@ impl Filter {
             None => HeaderPlan::default(),
         };
         let presented = cfg.sender_checks.then(|| {
+            let peer_cert_sha256 = conn.peer_cert_sha256.map(str::to_owned);
+            if cfg.dpop_source.is_none() {
+                // Certificate binding only: nothing of the request itself is needed.
+                return Box::new(Presented { peer_cert_sha256, ..Presented::default() });
+            }
             let h = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
             Box::new(Presented {
                 dpop_scheme: cfg.dpop_source.is_some_and(|i| sources & (1 << i) != 0),
@@ -226,7 +231,7 @@ impl Filter {
                 scheme: h(":scheme"),
                 authority: h(":authority"),
                 path: h(":path"),
-                peer_cert_sha256: conn.peer_cert_sha256.map(str::to_owned),
+                peer_cert_sha256,
             })
         });
         let facts = route

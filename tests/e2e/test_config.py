@@ -78,6 +78,15 @@ def test_exchange_example_config_is_accepted():
     assert "token-exchange-filter configured" in out
 
 
+@pytest.mark.parametrize("name", ["plugin-config.txn-token-edge.json", "plugin-config.txn-token-sidecar.json"])
+def test_txn_token_and_dpop_example_configs_are_accepted(name):
+    """The edge (DPoP-bound tokens in, a Txn-Token out) and the sidecar (Txn-Tokens in) examples."""
+    conf = json.loads((ROOT / "envoy" / name).read_text())
+    rc, out = validate(bootstrap(conf, CLUSTERS + [static_cluster("tts", 3)]))
+    assert rc == 0, out[-3000:]
+    assert "token-exchange-filter configured" in out
+
+
 def test_phantom_token_example_config_is_accepted():
     """The edge example for opaque tokens: discovery, introspection, require, mint (the signing key
     from the environment)."""

@@ -54,6 +54,9 @@ pub struct Pending {
     pub facts: Option<Box<crate::txn_token::RequestFacts>>,
     /// The key of this request's own Txn-Token call, once it made it.
     pub txn_key: Option<[u8; 32]>,
+    /// On a Txn-Token route that also exchanges the client's token: the exchanged token, kept
+    /// while the Txn-Token call runs.
+    pub exchanged: Option<String>,
 }
 
 pub const LED_EXCHANGE: u8 = 1;
@@ -237,7 +240,7 @@ impl Filter {
         let facts = route
             .filter(|i| cfg.routes[*i].txn.is_some())
             .map(|_| Box::new(crate::txn_token::RequestFacts::new(conn.source_address, r.method, r.path)));
-        let p = Pending { token, route, removal, started_ms: now, deadline_ms: now, kind: WaitKind::Exchange, led: 0, presented, bound: false, facts, txn_key: None };
+        let p = Pending { token, route, removal, started_ms: now, deadline_ms: now, kind: WaitKind::Exchange, led: 0, presented, bound: false, facts, txn_key: None, exchanged: None };
         self.decide(&p, now, false, host)
     }
 
@@ -302,8 +305,18 @@ impl Filter {
     fn credential(&mut self, p: &Pending, v: Verified, now: u64, resumed: bool, host: &dyn Host) -> Outcome {
         let cfg = self.cfg.clone();
         match p.route.map(|r| (r, &cfg.routes[r])) {
+            Some((r, route)) if route.txn.is_some() => {
+                if route.exchange.is_none() {
+                    return self.txn.run(&cfg, p, r, v, now, host, None);
+                }
+                // The client's token exchanged for the upstream first, then the Txn-Token.
+                if let Some(tok) = p.exchanged.as_deref() {
+                    return self.txn.run(&cfg, p, r, v, now, host, Some(tok));
+                }
+                let txn = &mut self.txn;
+                self.exchange.run_then(&cfg, &mut self.auth, p, r, v, now, resumed, host, &mut |p, v, tok| txn.run(&cfg, p, r, v, now, host, Some(tok)))
+            }
             Some((r, route)) if route.exchange.is_some() => self.exchange.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
-            Some((r, route)) if route.txn.is_some() => self.txn.run(&cfg, p, r, v, now, host),
             Some((r, route)) if route.mint.is_some() => self.mint.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
             Some((r, route)) if route.embedded.is_some() => self.embedded.run(&cfg, &mut self.auth, p, r, v, now, host),
             _ => allow(host, crate::plan::forwarded(&cfg, v.set)),

@@ -51,6 +51,13 @@ pub fn replaced(cfg: &Config, removal: &HeaderPlan, claims: Vec<(String, String)
     plan
 }
 
+/// `plan` with `value` in `header` as well (replacing any copy, so not removed).
+pub fn also_set(mut plan: HeaderPlan, header: &str, value: String) -> HeaderPlan {
+    plan.remove.retain(|r| r != header);
+    plan.set.push((header.to_owned(), value));
+    plan
+}
+
 /// The verified claims and `value` in `header` (a Txn-Token); with `removal`, the client's token
 /// is taken out of every source it came in.
 pub fn with_header(cfg: &Config, removal: Option<&HeaderPlan>, claims: Vec<(String, String)>, header: &str, value: String) -> HeaderPlan {

@@ -37,11 +37,52 @@ pub(super) struct RawExchange {
     #[serde(default)]
     pub(super) txn_token: bool,
     #[serde(default)]
-    pub(super) authorization: Option<String>,
+    pub(super) authorization: Option<RawAuthorization>,
     #[serde(default)]
     pub(super) header: Option<String>,
     #[serde(default)]
     pub(super) max_lifetime_seconds: Option<u64>,
+}
+
+/// With `txn_token`: `"remove"`, `"forward"`, or `{"exchange": {…}}` (the client's token
+/// exchanged at the STS for the upstream, next to the Txn-Token).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawAuthorization {
+    Mode(String),
+    Exchange { exchange: RawExchangeTarget },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawExchangeTarget {
+    #[serde(default)]
+    pub(super) audience: Option<OneOrMany>,
+    #[serde(default)]
+    pub(super) resource: Option<OneOrMany>,
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
+}
+
+/// An exchange target, checked: `f` names the field.
+fn exchange_spec(f: &str, audience: Option<OneOrMany>, resource: Option<OneOrMany>, scopes: Vec<String>) -> Result<ExchangeSpec, ConfigError> {
+    let audiences = audience.map(OneOrMany::into_vec).unwrap_or_default();
+    let resources = resource.map(OneOrMany::into_vec).unwrap_or_default();
+    if audiences.is_empty() && resources.is_empty() {
+        return fail(f, "set `audience` and/or `resource`");
+    }
+    for (name, list) in [("audience", &audiences), ("resource", &resources)] {
+        if list.iter().any(|a| a.is_empty() || a.contains('*')) {
+            return fail(format!("{f}.{name}"), "values must be non-empty and without wildcards");
+        }
+    }
+    let mut scopes = scopes;
+    if scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
+        return fail(format!("{f}.scopes"), "scopes must be non-empty and without spaces");
+    }
+    scopes.sort();
+    scopes.dedup();
+    Ok(ExchangeSpec { audiences, resources, scopes })
 }
 
 #[derive(Deserialize)]
@@ -116,7 +157,8 @@ pub struct Route {
     pub allow_anonymous: bool,
     /// Indexes into `Config::providers` allowed on this route.
     pub providers: Vec<usize>,
-    /// Exchange the token at the STS for this target.
+    /// Exchange the token at the STS for this target (on a Txn-Token route: the client's
+    /// token for the upstream, next to the Txn-Token).
     pub exchange: Option<ExchangeSpec>,
     /// Mint a token for this audience, signed by the filter. Neither: the original token is
     /// forwarded.
@@ -254,30 +296,28 @@ pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, 
                 if !has_sts {
                     return fail(format!("{f}.exchange"), "needs a top-level `sts`");
                 }
-                let audiences = x.audience.map(OneOrMany::into_vec).unwrap_or_default();
-                let resources = x.resource.map(OneOrMany::into_vec).unwrap_or_default();
-                if audiences.is_empty() && resources.is_empty() {
-                    return fail(format!("{f}.exchange"), "set `audience` and/or `resource`");
-                }
-                for (name, list) in [("audience", &audiences), ("resource", &resources)] {
-                    if list.iter().any(|a| a.is_empty() || a.contains('*')) {
-                        return fail(format!("{f}.exchange.{name}"), "values must be non-empty and without wildcards");
+                if !x.txn_token {
+                    for (name, set) in [("authorization", x.authorization.is_some()), ("header", x.header.is_some()), ("max_lifetime_seconds", x.max_lifetime_seconds.is_some())] {
+                        if set {
+                            return fail(format!("{f}.exchange.{name}"), "is for `txn_token: true` only");
+                        }
                     }
-                }
-                let mut scopes = x.scopes;
-                if scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
-                    return fail(format!("{f}.exchange.scopes"), "scopes must be non-empty and without spaces");
-                }
-                scopes.sort();
-                scopes.dedup();
-                if x.txn_token {
-                    if audiences.len() != 1 || !resources.is_empty() {
+                    (Some(exchange_spec(&format!("{f}.exchange"), x.audience, x.resource, x.scopes)?), None)
+                } else {
+                    let spec = exchange_spec(&format!("{f}.exchange"), x.audience, x.resource, x.scopes)?;
+                    if spec.audiences.len() != 1 || !spec.resources.is_empty() {
                         return fail(format!("{f}.exchange.audience"), "a Txn-Token is for one trust domain: set one `audience` and no `resource`");
                     }
-                    let keep_authorization = match x.authorization.as_deref() {
-                        None | Some("remove") => false,
-                        Some("forward") => true,
-                        Some(o) => return fail(format!("{f}.exchange.authorization"), format!("\"{o}\" is not remove or forward")),
+                    let (keep_authorization, exchange) = match x.authorization {
+                        None => (false, None),
+                        Some(RawAuthorization::Mode(m)) => match m.as_str() {
+                            "remove" => (false, None),
+                            "forward" => (true, None),
+                            o => return fail(format!("{f}.exchange.authorization"), format!("\"{o}\" is not remove, forward or {{\"exchange\": {{…}}}}")),
+                        },
+                        Some(RawAuthorization::Exchange { exchange: t }) => {
+                            (false, Some(exchange_spec(&format!("{f}.exchange.authorization.exchange"), t.audience, t.resource, t.scopes)?))
+                        }
                     };
                     let header = super::header_name(&format!("{f}.exchange.header"), x.header.as_deref().unwrap_or(TXN_TOKEN_HEADER))?;
                     if header == "authorization" || header.starts_with(':') {
@@ -287,15 +327,9 @@ pub(super) fn routes(raw: Vec<RawRoute>, providers: &[Provider], has_sts: bool, 
                     if !(1..=3600).contains(&life) {
                         return fail(format!("{f}.exchange.max_lifetime_seconds"), "must be 1..3600 (Txn-Tokens are short-lived)");
                     }
-                    let trust_domain = audiences.into_iter().next().unwrap_or_default();
-                    (None, Some(TxnSpec { trust_domain, scopes, keep_authorization, header, max_lifetime_ms: life * 1000 }))
-                } else {
-                    for (name, set) in [("authorization", x.authorization.is_some()), ("header", x.header.is_some()), ("max_lifetime_seconds", x.max_lifetime_seconds.is_some())] {
-                        if set {
-                            return fail(format!("{f}.exchange.{name}"), "is for `txn_token: true` only");
-                        }
-                    }
-                    (Some(ExchangeSpec { audiences, resources, scopes }), None)
+                    let trust_domain = spec.audiences.into_iter().next().unwrap_or_default();
+                    let scopes = spec.scopes;
+                    (exchange, Some(TxnSpec { trust_domain, scopes, keep_authorization, header, max_lifetime_ms: life * 1000 }))
                 }
             }
         };

@@ -51,18 +51,35 @@ impl Exchanger {
         super::cache_key(cfg, super::Kind::Exchange, token, &[&spec.audiences, &spec.resources, scopes])
     }
 
-    /// An exchanged token found in a cache (this worker's front or shared data).
-    fn hit(cfg: &Config, p: &Pending, v: Verified, token: &str, resumed: bool, host: &dyn Host) -> Outcome {
-        if !resumed {
-            host.count(Metric::ExchangeCacheHit);
-        }
-        allow(host, plan::replaced(cfg, &p.removal, v.set, token))
-    }
-
     /// The credential for a request on an exchange `route`: a cached exchanged token, the
     /// result of an exchange that just ended, a wait for one in flight, or a new STS call.
     #[allow(clippy::too_many_arguments)]
     pub fn run(&mut self, cfg: &Config, auth: &mut Authenticator, p: &Pending, route: usize, v: Verified, now: u64, resumed: bool, host: &dyn Host) -> Outcome {
+        self.run_then(cfg, auth, p, route, v, now, resumed, host, &mut |p, v, token| allow(host, plan::replaced(cfg, &p.removal, v.set, token)))
+    }
+
+    /// `run`, with what becomes of the exchanged token once there is one (`then`: by default
+    /// it replaces the client's token; a Txn-Token route goes on to its own call).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_then(
+        &mut self,
+        cfg: &Config,
+        auth: &mut Authenticator,
+        p: &Pending,
+        route: usize,
+        v: Verified,
+        now: u64,
+        resumed: bool,
+        host: &dyn Host,
+        then: &mut dyn FnMut(&Pending, Verified, &str) -> Outcome,
+    ) -> Outcome {
+        // An exchanged token found in a cache (this worker's front or shared data).
+        let mut hit = |v: Verified, token: &str| {
+            if !resumed {
+                host.count(Metric::ExchangeCacheHit);
+            }
+            then(p, v, token)
+        };
         let (Some(sts), Some(spec)) = (cfg.sts.as_ref(), cfg.routes[route].exchange.as_ref()) else {
             return deny(cfg, host, Deny::ExchangeUnavailable, "token exchange not configured");
         };
@@ -71,14 +88,14 @@ impl Exchanger {
             Err(r) => return deny_with(host, Deny::InsufficientScope, r),
         };
         if let Some(tok) = auth.local.exchanged(&p.token, route, now) {
-            return Self::hit(cfg, p, v, tok, resumed, host);
+            return hit(v, tok);
         }
         let key = Self::key(cfg, &p.token, spec, &scopes);
         if let Some(tok) = super::from_shared(cfg, &self.cache, &mut auth.local, &p.token, route, &key, now, host) {
-            return Self::hit(cfg, p, v, &tok, resumed, host);
+            return hit(v, &tok);
         }
         match self.flight.check(&key, now, resumed, host) {
-            Flight::Done(Ok(tok)) => return allow(host, plan::replaced(cfg, &p.removal, v.set, &tok)),
+            Flight::Done(Ok(tok)) => return then(p, v, &tok),
             Flight::Done(Err((d, r))) => return deny_with(host, d, r),
             Flight::Waiting(deadline) => {
                 if !resumed {

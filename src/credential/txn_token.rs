@@ -70,15 +70,19 @@ impl TxnTokens {
         self.results.remove(key);
     }
 
-    fn plan(cfg: &Config, spec: &TxnSpec, p: &Pending, v: Verified, token: String) -> plan::HeaderPlan {
-        let removal = (!spec.keep_authorization).then_some(&p.removal);
-        plan::with_header(cfg, removal, v.set, &spec.header, token)
+    fn plan(cfg: &Config, spec: &TxnSpec, p: &Pending, v: Verified, token: String, exchanged: Option<&str>) -> plan::HeaderPlan {
+        match exchanged {
+            // The client's token replaced by its exchanged one, and the Txn-Token beside it.
+            Some(x) => plan::also_set(plan::replaced(cfg, &p.removal, v.set, x), &spec.header, token),
+            None => plan::with_header(cfg, (!spec.keep_authorization).then_some(&p.removal), v.set, &spec.header, token),
+        }
     }
 
     /// The credential for a request on a Txn-Token `route`: the answer to its own call (after
-    /// it), or a new call.
+    /// it), or a new call. `exchanged`: the client's token as exchanged for the upstream, where
+    /// the route also exchanges it.
     #[allow(clippy::too_many_arguments)]
-    pub fn run(&mut self, cfg: &Config, p: &Pending, route: usize, v: Verified, now: u64, host: &dyn Host) -> Outcome {
+    pub fn run(&mut self, cfg: &Config, p: &Pending, route: usize, v: Verified, now: u64, host: &dyn Host, exchanged: Option<&str>) -> Outcome {
         let (Some(s), Some(spec)) = (cfg.sts.as_ref(), cfg.routes[route].txn.as_ref()) else {
             return deny(cfg, host, Deny::TxnTokenUnavailable, "Txn-Token service not configured");
         };
@@ -91,7 +95,7 @@ impl TxnTokens {
                 return deny(cfg, host, Deny::TxnTokenUnavailable, "Txn-Token unavailable");
             };
             return match self.results.remove(&key) {
-                Some((_, Ok(tok))) => allow(host, Self::plan(cfg, spec, p, v, tok)),
+                Some((_, Ok(tok))) => allow(host, Self::plan(cfg, spec, p, v, tok, exchanged)),
                 Some((_, Err((d, r)))) => deny_with(host, d, r),
                 None if self.in_flight.contains_key(&key) && now < p.deadline_ms => Outcome::Wait(p.clone()),
                 None => {
@@ -109,7 +113,8 @@ impl TxnTokens {
         facts.authn = authn(cfg, p, &v);
         let req = txn_token::build_request(s, spec, &scopes, &p.token, &facts);
         let call = ExchangeCall { key, cluster: s.cluster.clone(), headers: req.headers, body: req.body.into_bytes(), timeout_ms: s.timeout_ms };
-        Outcome::Call(call, Pending { deadline_ms: deadline, kind: WaitKind::Exchange, led: p.led | LED_TXN, txn_key: Some(key), ..p.clone() })
+        let exchanged = exchanged.map(str::to_owned);
+        Outcome::Call(call, Pending { deadline_ms: deadline, kind: WaitKind::Exchange, led: p.led | LED_TXN, txn_key: Some(key), exchanged, ..p.clone() })
     }
 
     /// A Txn-Token call ended: its checked answer waits for its request.

@@ -250,6 +250,8 @@ fn config_errors_name_the_field() {
     bad(&|v| { v["sts"].as_object_mut().unwrap().remove("jwks"); }, "routes[0].exchange.txn_token");
     bad(&|v| v["routes"][0]["exchange"]["audience"] = json!(["a", "b"]), "routes[0].exchange.audience");
     bad(&|v| v["routes"][0]["exchange"]["authorization"] = json!("exchange"), "routes[0].exchange.authorization");
+    bad(&|v| v["routes"][0]["exchange"]["authorization"] = json!({"exchange": {"audience": "*.ecomm.com"}}), "routes[0].exchange.authorization.exchange.audience");
+    bad(&|v| v["routes"][0]["exchange"]["authorization"] = json!({"exchange": {}}), "routes[0].exchange.authorization.exchange");
     bad(&|v| v["routes"][0]["exchange"]["header"] = json!("authorization"), "routes[0].exchange.header");
     bad(&|v| v["routes"][0]["exchange"]["max_lifetime_seconds"] = json!(86400), "routes[0].exchange.max_lifetime_seconds");
     bad(&|v| v["routes"][0]["exchange"] = json!({"audience": TD, "header": "x"}), "routes[0].exchange.header");
@@ -324,4 +326,36 @@ fn replay_refusal_is_per_txn_across_vms_when_asked_for() {
     }
     assert_eq!(host.counter(Metric::Denied(Deny::TxnReplay)), 2);
     assert!(matches!(on(&mut other, &host, &e.txn_token(|c| c["txn"] = json!("next"))), Outcome::Allow(_)));
+}
+
+#[test]
+fn a_route_may_exchange_authorization_for_the_upstream_and_add_a_txn_token() {
+    const ORDERS: &str = "https://orders.ecomm.com";
+    let e = env_with(|v| v["routes"][0]["exchange"]["authorization"] = json!({"exchange": {"audience": ORDERS}}));
+    let mut f = e.vm();
+    let tok = e.subject();
+    // First the exchange (as on an exchange route), then the Txn-Token call: one request, two calls.
+    let (c1, p1) = call(ask(&mut f, &e.host, &tok));
+    assert!(form(&c1).iter().any(|(k, v)| k == "audience" && v == ORDERS));
+    assert!(form(&c1).iter().any(|(k, v)| k == "requested_token_type" && v == "urn:ietf:params:oauth:token-type:access_token"));
+    let now = NOW / 1000;
+    let exchanged = e.tts.token(&json!({"iss": TTS, "aud": ORDERS, "sub": "alice", "exp": now + 300, "scope": "orders:read orders:write"}));
+    let body = json!({"access_token": exchanged, "issued_token_type": "urn:ietf:params:oauth:token-type:access_token", "token_type": "Bearer"}).to_string();
+    f.call_done(&c1.key, CallResult::Response { status: "200", body: body.as_bytes(), content_type: None, cache_control: None }, &e.host);
+    let (c2, p2) = call(f.resume(&p1, &e.host).expect("on to the Txn-Token call"));
+    let got = form(&c2);
+    assert!(got.iter().any(|(k, v)| k == "requested_token_type" && v == "urn:ietf:params:oauth:token-type:txn_token"));
+    assert!(got.iter().any(|(k, v)| k == "subject_token" && *v == tok), "the Txn-Token's subject is the client's verified token");
+    let txn = e.txn_token(|_| {});
+    match done(&mut f, &e, &c2, &p2, &answer(&txn)) {
+        Outcome::Allow(plan) => {
+            assert!(plan.set.contains(&("authorization".into(), format!("Bearer {exchanged}"))));
+            assert!(plan.set.contains(&("txn-token".into(), txn)));
+        }
+        o => panic!("{o:?}"),
+    }
+    // The next request: the exchanged token from the cache, a new Txn-Token call.
+    let (c3, _) = call(ask(&mut f, &e.host, &tok));
+    assert!(form(&c3).iter().any(|(k, v)| k == "requested_token_type" && v == "urn:ietf:params:oauth:token-type:txn_token"));
+    assert_eq!(e.host.counter(Metric::ExchangeCacheHit), 1);
 }

@@ -19,6 +19,7 @@ from servers import STS, TXN_TOKEN_TYPE, Echo, IdP, Service, free_port
 ISS, API = "https://idp.example.com", "https://api.ecomm.com"
 TTS = "https://tts.ecomm.com"
 TD = "trust.ecomm.com"
+A = "https://a.ecomm.com"
 FORWARD = {"claims_to_headers": {"sub": "x-user-sub", "txn": "x-txn", "rctx": "x-request-context", "scope": "x-scope"},
            "strip_headers": ["x-caller"]}
 
@@ -35,9 +36,9 @@ def txn_provider(**extra):
 class Stack:
     def __init__(self):
         self.idp = IdP(ISS).start()
-        self.tts = STS(TTS, self.idp, [TD], port=free_port()).start()
+        self.tts = STS(TTS, self.idp, [TD, A], port=free_port()).start()
         self.b = Echo().start()
-        ports = {n: free_port() for n in ("edge", "a_in", "b_in")}
+        ports = {n: free_port() for n in ("edge", "edge_x", "a_in", "b_in")}
         self.service_a = Service(ports["b_in"], "b.svc").start()
         edge = {"providers": [{"name": "corp", "issuer": ISS, "audiences": [API], "jwks": jwks_remote("idp")}],
                 "sts": {"cluster": "tts", "path": "/token", "timeout_ms": 1000, "issuer": TTS,
@@ -46,10 +47,14 @@ class Stack:
                 "routes": [{"match": {"path_prefix": "/"},
                             "exchange": {"txn_token": True, "audience": TD, "scopes": ["read"], "max_lifetime_seconds": 120}}],
                 "forward": {"claims_to_headers": {"sub": "x-user-sub"}}}
+        # Another edge: the client's token exchanged for A's audience, and a Txn-Token beside it.
+        edge_x = json.loads(json.dumps(edge))
+        edge_x["routes"][0]["exchange"]["authorization"] = {"exchange": {"audience": A}}
         a_in = {"providers": [txn_provider()], "from": [{"header": "txn-token"}], "forward": FORWARD}
         b_in = {"providers": [txn_provider(refuse_replay=True)], "from": [{"header": "txn-token"}], "forward": FORWARD}
         common = [static_cluster("idp", self.idp.port), static_cluster("tts", self.tts.port)]
-        plan = [("b_in", b_in, self.b.port), ("a_in", a_in, self.service_a.port), ("edge", edge, ports["a_in"])]
+        plan = [("b_in", b_in, self.b.port), ("a_in", a_in, self.service_a.port), ("edge", edge, ports["a_in"]),
+                ("edge_x", edge_x, ports["a_in"])]
         self.envoys = {}
         for name, plugin, upstream in plan:
             cfg = bootstrap(plugin, common + [static_cluster("svc", upstream)],
@@ -196,3 +201,22 @@ def test_with_the_service_down_or_refusing_the_edge_fails_closed(stack):
         stack.tts.mode = "ok"
         stack.tts.start()
     assert stack.service_a.requests == n
+
+
+def test_an_edge_may_exchange_authorization_for_the_upstream_and_add_the_txn_token(stack):
+    tok = stack.token("hana")
+    calls, txns = stack.tts.token_requests, stack.tts.txn_requests
+    r = stack.envoys["edge_x"].get("/a/call", [("authorization", f"Bearer {tok}")])
+    assert r.status == 200, r
+    a_saw = r.json()["saw"]
+    assert stack.tts.token_requests == calls + 2 and stack.tts.txn_requests == txns + 1, "an exchange and a Txn-Token call"
+    _, x = jwt_tool.decode_unverified(a_saw["authorization"][7:])
+    assert x["aud"] == A and x["iss"] == TTS and x["sub"] == "hana", "A gets a token meant for A"
+    _, t = jwt_tool.decode_unverified(a_saw["txn-token"])
+    assert t["aud"] == TD and t["sub"] == "hana"
+    assert tok not in json.dumps(a_saw)
+    # The exchanged token is cached; the Txn-Token is new for every request.
+    r = stack.envoys["edge_x"].get("/a/call", [("authorization", f"Bearer {tok}")])
+    assert r.status == 200 and stack.tts.token_requests == calls + 3
+    assert r.json()["saw"]["authorization"] == a_saw["authorization"]
+    assert r.json()["saw"]["txn-token"] != a_saw["txn-token"]

@@ -333,11 +333,21 @@ class _STSHandler(_Quiet):
             return self._error(400, "invalid_target")
         now = int(time.time())
         txn = str(uuid.uuid4())
+        req_wl = cid
+        # A replacement (§7.3 of the draft): the subject is a Txn-Token; the transaction, its
+        # subject and its context stay, the requesting workload is appended.
+        replacing = jwt_tool.decode_unverified(form["subject_token"][0])[0].get("typ") == "txntoken+jwt"
+        if replacing:
+            if subject.get("aud") != targets[0]:
+                return self._error(400, "invalid_target")
+            txn, rctx, details = subject["txn"], subject.get("rctx", rctx), subject.get("tctx", details)
+            prev = subject.get("req_wl", [])
+            req_wl = (prev if isinstance(prev, list) else [prev]) + [cid]
         with sts.lock:
             sts.txn_requests += 1
             sts.txns.append(txn)
         claims = {"iss": sts.issuer, "aud": targets[0], "iat": now, "exp": now + (3600 if mode == "long_lived" else 60),
-                  "txn": txn, "sub": subject["sub"], "scope": " ".join(sorted(scope)), "req_wl": cid,
+                  "txn": txn, "sub": subject["sub"], "scope": " ".join(sorted(scope)), "req_wl": req_wl,
                   "rctx": rctx, "tctx": details}
         if mode == "wrong_aud":
             claims["aud"] = "elsewhere.example"

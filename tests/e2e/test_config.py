@@ -78,9 +78,11 @@ def test_exchange_example_config_is_accepted():
     assert "token-exchange-filter configured" in out
 
 
-@pytest.mark.parametrize("name", ["plugin-config.txn-token-edge.json", "plugin-config.txn-token-sidecar.json"])
+@pytest.mark.parametrize("name", ["plugin-config.txn-token-edge.json", "plugin-config.txn-token-sidecar.json",
+                                  "plugin-config.txn-token-outbound.json"])
 def test_txn_token_and_dpop_example_configs_are_accepted(name):
-    """The edge (DPoP-bound tokens in, a Txn-Token out) and the sidecar (Txn-Tokens in) examples."""
+    """The edge (DPoP-bound tokens in, a Txn-Token out), the sidecar inbound (Txn-Tokens in) and
+    outbound (a replacement Txn-Token out) examples."""
     conf = json.loads((ROOT / "envoy" / name).read_text())
     rc, out = validate(bootstrap(conf, CLUSTERS + [static_cluster("tts", 3)]))
     assert rc == 0, out[-3000:]

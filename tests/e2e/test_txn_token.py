@@ -5,7 +5,9 @@
              signature, typ, trust domain, txn, req_wl) → service A (calls B with the Txn-Token
              it got) → B's sidecar inbound (the same checks, and refuses a txn seen before) → B
 
-The same Txn-Token arrives at A and at B; the outside access token reaches neither; forged,
+Beside the chain: an edge that also exchanges the client's token for A, and A's sidecar outbound
+replacing the Txn-Token with one that names A (the same transaction). The same Txn-Token arrives
+at A and at B; the outside access token reaches neither; forged,
 expired, replayed and misdirected ones are refused, each with its counter."""
 import json
 
@@ -36,9 +38,9 @@ def txn_provider(**extra):
 class Stack:
     def __init__(self):
         self.idp = IdP(ISS).start()
-        self.tts = STS(TTS, self.idp, [TD, A], port=free_port()).start()
+        self.tts = STS(TTS, self.idp, [TD, A], port=free_port(), clients={"service-a": "a-s3cr3t"}).start()
         self.b = Echo().start()
-        ports = {n: free_port() for n in ("edge", "edge_x", "a_in", "b_in")}
+        ports = {n: free_port() for n in ("edge", "edge_x", "a_in", "a_out", "b_in")}
         self.service_a = Service(ports["b_in"], "b.svc").start()
         edge = {"providers": [{"name": "corp", "issuer": ISS, "audiences": [API], "jwks": jwks_remote("idp")}],
                 "sts": {"cluster": "tts", "path": "/token", "timeout_ms": 1000, "issuer": TTS,
@@ -51,10 +53,17 @@ class Stack:
         edge_x = json.loads(json.dumps(edge))
         edge_x["routes"][0]["exchange"]["authorization"] = {"exchange": {"audience": A}}
         a_in = {"providers": [txn_provider()], "from": [{"header": "txn-token"}], "forward": FORWARD}
-        b_in = {"providers": [txn_provider(refuse_replay=True)], "from": [{"header": "txn-token"}], "forward": FORWARD}
+        b_in = {"providers": [{**txn_provider(refuse_replay=True), "txn_token": {"workloads": ["gateway", "service-a"], "refuse_replay": True}}],
+                "from": [{"header": "txn-token"}], "forward": FORWARD}
+        # A's sidecar outbound: the Txn-Token A got, replaced by one that names A as a requester.
+        a_out = {"providers": [txn_provider()], "from": [{"header": "txn-token"}],
+                 "sts": {**edge["sts"], "client_auth": {"method": "client_secret_basic", "client_id": "service-a", "client_secret": "a-s3cr3t"},
+                         "subject_token_type": TXN_TOKEN_TYPE},
+                 "routes": [{"match": {"path_prefix": "/"}, "exchange": {"txn_token": True, "audience": TD}}],
+                 "forward": FORWARD}
         common = [static_cluster("idp", self.idp.port), static_cluster("tts", self.tts.port)]
         plan = [("b_in", b_in, self.b.port), ("a_in", a_in, self.service_a.port), ("edge", edge, ports["a_in"]),
-                ("edge_x", edge_x, ports["a_in"])]
+                ("edge_x", edge_x, ports["a_in"]), ("a_out", a_out, ports["b_in"])]
         self.envoys = {}
         for name, plugin, upstream in plan:
             cfg = bootstrap(plugin, common + [static_cluster("svc", upstream)],
@@ -220,3 +229,32 @@ def test_an_edge_may_exchange_authorization_for_the_upstream_and_add_the_txn_tok
     assert r.status == 200 and stack.tts.token_requests == calls + 3
     assert r.json()["saw"]["authorization"] == a_saw["authorization"]
     assert r.json()["saw"]["txn-token"] != a_saw["txn-token"]
+
+
+def txn_token_from_the_service(stack, sub):
+    """A Txn-Token straight from the service (as the edge would get one), not yet seen by anyone."""
+    import base64
+    import urllib.parse
+    import urllib.request
+    form = {"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "requested_token_type": TXN_TOKEN_TYPE,
+            "audience": TD, "subject_token": stack.token(sub), "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "request_context": json.dumps({"req_ip": "192.0.2.1", "authn": "urn:ietf:rfc:6750"}),
+            "request_details": json.dumps({"method": "GET", "path": "/x"})}
+    req = urllib.request.Request(f"http://127.0.0.1:{stack.tts.port}/token", data=urllib.parse.urlencode(form).encode(),
+                                 headers={"authorization": "Basic " + base64.b64encode(b"gateway:s3cr3t").decode()})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())["access_token"]
+
+
+def test_a_sidecar_outbound_replaces_the_txn_token_keeping_the_transaction(stack):
+    original = txn_token_from_the_service(stack, "ivan")
+    _, o = jwt_tool.decode_unverified(original)
+    r = request(stack.envoys["a_out"].port, "/b/echo", [("txn-token", original)])
+    assert r.status == 200, r
+    got = r.upstream_headers["txn-token"]
+    assert len(got) == 1 and got[0] != original
+    _, c = jwt_tool.decode_unverified(got[0])
+    assert c["txn"] == o["txn"] and c["sub"] == "ivan" and c["rctx"] == o["rctx"], "the transaction and its context stay"
+    assert c["req_wl"] == ["gateway", "service-a"], "A's sidecar is named as the next requester"
+    assert stack.tts.last_form["subject_token_type"] == [TXN_TOKEN_TYPE]
+    assert r.upstream_headers["x-txn"] == [o["txn"]], "B verified the replacement"

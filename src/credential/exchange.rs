@@ -9,9 +9,6 @@ use crate::cache::SlotCache;
 use crate::config::Config;
 use crate::flow::{allow, deny, deny_with, CallResult, ExchangeCall, Outcome, Pending, WaitKind, LED_EXCHANGE};
 use crate::host::Host;
-use crate::jose::jws;
-use crate::jose::verify;
-use crate::keys::{KeyState, Want};
 use crate::metrics::{Deny, Histogram, Metric};
 use crate::plan;
 use crate::reply::{self, Reply};
@@ -217,21 +214,7 @@ fn check_issued(cfg: &Config, auth: &mut Authenticator, token: &str, issued_type
     if sts.jwks.is_none() {
         return Err("issued token is a JWT but `sts.jwks` is not configured");
     }
-    let jws = jws::parse(token, 16 * 1024).map_err(|e| e.description())?;
-    let idx = cfg.providers.len();
-    let keys = match auth.keys.state(idx, jws.kid.as_deref(), host) {
-        KeyState::Ready(k) => k,
-        KeyState::Missing => {
-            auth.keys.want(idx, Want::FirstKeys);
-            return Err("STS signing keys not loaded yet");
-        }
-        KeyState::UnknownKid(_) => {
-            auth.keys.want(idx, Want::UnknownKid);
-            return Err("issued token names an unknown STS key");
-        }
-    };
-    verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature)
-        .map_err(|_| "issued token signature invalid")?;
+    let jws = super::verify_sts_signed(cfg, auth, token, host)?;
     let exp = sts::check_issued_claims(&jws.payload, &sts.issuer, spec, &f.allowed_scopes, now)?;
     Ok(exp_to_ms(exp))
 }

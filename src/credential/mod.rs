@@ -9,9 +9,12 @@ pub mod exchange;
 pub mod mint;
 pub mod txn_token;
 
+use crate::authenticate::Authenticator;
 use crate::cache::SlotCache;
 use crate::config::Config;
 use crate::host::Host;
+use crate::jose::{jws, verify};
+use crate::keys::{KeyState, Want};
 use crate::local::LocalCache;
 use crate::singleflight::Key;
 use sha2::{Digest, Sha256};
@@ -64,4 +67,25 @@ pub fn keep(cfg: &Config, cache: &SlotCache, local: &mut LocalCache, token: &str
         cache.put(host, key, until_ms, cred.as_bytes(), now);
         local.put_exchanged(token, route, cred, until_ms, now);
     }
+}
+
+/// An STS answer's JWT (an exchanged token, a Txn-Token) parsed and its signature verified with
+/// the STS keys (`sts.jwks`, key source `providers.len()`); missing keys or an unknown `kid`
+/// ask the keystore for them. The claims are the caller's to check.
+pub fn verify_sts_signed<'a>(cfg: &Config, auth: &mut Authenticator, token: &'a str, host: &dyn Host) -> Result<jws::Jws<'a>, &'static str> {
+    let jws = jws::parse(token, 16 * 1024).map_err(|e| e.description())?;
+    let idx = cfg.providers.len();
+    let keys = match auth.keys.state(idx, jws.kid.as_deref(), host) {
+        KeyState::Ready(k) => k,
+        KeyState::Missing => {
+            auth.keys.want(idx, Want::FirstKeys);
+            return Err("STS signing keys not loaded yet");
+        }
+        KeyState::UnknownKid(_) => {
+            auth.keys.want(idx, Want::UnknownKid);
+            return Err("issued token names an unknown STS key");
+        }
+    };
+    verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature).map_err(|_| "issued token signature invalid")?;
+    Ok(jws)
 }

@@ -10,8 +10,6 @@ use crate::authorize;
 use crate::config::{Config, TxnSpec};
 use crate::flow::{allow, deny, deny_with, CallResult, ExchangeCall, Outcome, Pending, WaitKind, LED_TXN};
 use crate::host::Host;
-use crate::jose::{jws, verify};
-use crate::keys::{KeyState, Want};
 use crate::metrics::{Deny, Histogram, Metric};
 use crate::plan;
 use crate::reply::{self, Reply};
@@ -173,19 +171,6 @@ fn check(cfg: &Config, auth: &mut Authenticator, token: &str, issued_type: &str,
     if issued_type != txn_token::TYPE_TXN_TOKEN {
         return Err("`issued_token_type` is not a Txn-Token");
     }
-    let jws = jws::parse(token, 16 * 1024).map_err(|e| e.description())?;
-    let idx = cfg.providers.len();
-    let keys = match auth.keys.state(idx, jws.kid.as_deref(), host) {
-        KeyState::Ready(k) => k,
-        KeyState::Missing => {
-            auth.keys.want(idx, Want::FirstKeys);
-            return Err("Txn-Token service keys not loaded yet");
-        }
-        KeyState::UnknownKid(_) => {
-            auth.keys.want(idx, Want::UnknownKid);
-            return Err("issued Txn-Token names an unknown key");
-        }
-    };
-    verify::verify_with_keys(&keys, jws.alg, jws.kid.as_deref(), jws.signing_input, &jws.signature).map_err(|_| "issued Txn-Token signature invalid")?;
+    let jws = super::verify_sts_signed(cfg, auth, token, host)?;
     txn_token::check_issued(jws.typ.as_deref(), &jws.payload, &s.issuer, spec, &f.allowed_scopes, now).map(|_| ())
 }

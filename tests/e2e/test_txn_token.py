@@ -258,3 +258,22 @@ def test_a_sidecar_outbound_replaces_the_txn_token_keeping_the_transaction(stack
     assert c["req_wl"] == ["gateway", "service-a"], "A's sidecar is named as the next requester"
     assert stack.tts.last_form["subject_token_type"] == [TXN_TOKEN_TYPE]
     assert r.upstream_headers["x-txn"] == [o["txn"]], "B verified the replacement"
+
+
+@pytest.mark.parametrize("fault,why", [("500", "server_error"), ("garbage", "bad_response"), ("slow", "timeout")])
+def test_a_failing_service_fails_closed_with_its_reason(stack, fault, why):
+    """The Txn-Token callout's faults besides down (above): 5xx, garbage, slower than timeout_ms."""
+    edge = stack.envoys["edge"]
+    before = edge.stats().get(f"txn_token_failed.{why}", 0)
+    n = stack.service_a.requests
+    if fault == "slow":
+        stack.tts.delay = 1.5  # the edge's timeout_ms is 1000
+    else:
+        stack.tts.mode = fault
+    try:
+        r = stack.call(stack.token("jon"))
+    finally:
+        stack.tts.mode, stack.tts.delay = "ok", 0.0
+    assert r.status == 503, r
+    assert stack.service_a.requests == n, "nothing reached A without a Txn-Token"
+    assert edge.stats()[f"txn_token_failed.{why}"] == before + 1

@@ -48,7 +48,8 @@ pub struct Pending {
     /// What the request offers for the token's binding (DPoP proof, client certificate), where
     /// a provider checks one.
     pub presented: Option<Box<Presented>>,
-    /// The binding was checked (once per request: a proof's `jti` is recorded when it is).
+    /// The once-per-request checks after authentication ran: the token's binding (a proof's
+    /// `jti` is recorded when it is) and a sidecar's `txn` replay record.
     pub bound: bool,
     /// What a Txn-Token request tells the service of this request (Txn-Token routes only).
     pub facts: Option<Box<crate::txn_token::RequestFacts>>,

@@ -3,6 +3,7 @@
 //! cache and the top-level scalars here). Every error names the field
 //! (`providers[1].jwks.cluster: ...`) so one log line tells the operator what to fix.
 
+mod error_path;
 mod forward;
 mod introspection;
 mod providers;
@@ -143,11 +144,9 @@ pub const DEFAULT_LOCAL_ENTRIES: u32 = 1024;
 
 /// Parses and validates the plugin configuration.
 pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path.is_empty() || path == "." || path == "?" { "(root)".to_owned() } else { path };
-        ConfigError { field, message: e.into_inner().to_string() }
+    let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| {
+        let field = error_path::path_at(bytes, error_path::offset(bytes, e.line(), e.column()));
+        ConfigError { field, message: e.to_string() }
     })?;
     validate(raw, Sha256::digest(bytes).into())
 }

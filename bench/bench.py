@@ -341,6 +341,9 @@ def main():
             med = lambda k: statistics.median(x[k] for x in runs if x[k] is not None) if any(x[k] is not None for x in runs) else None
             summary[name] = {k: med(k) for k in ("rps", "p50_us", "p99_us", "cpu_us_per_req", "rss_mb")}
             summary[name]["errors"] = sum(x["errors"] for x in runs)
+            # Per round too: ratios paired within a round are steadier than ratios of medians
+            # when the machine's load drifts between rounds.
+            summary[name]["rounds"] = [{"rps": x["rps"], "cpu_us_per_req": x["cpu_us_per_req"]} for x in runs]
             summary[name]["stats"] = {k: v for k, v in envoys[name].stats().items()
                                       if k in ("allowed", "cache_hit", "cache_miss", "exchange_cache_hit", "exchange_ok", "mint_ok", "mint_cache_hit",
                                               "introspection_ok", "introspection_cache_hit", "dpop_ok", "denied.dpop_replay",
@@ -377,6 +380,21 @@ def write(summary: dict, args):
         "tef_hot / base_hot (rps: this build vs --baseline)": ratio("tef_hot", "base_hot"),
         "tef_exchange_hot / base_exchange_hot (rps: this build vs --baseline)": ratio("tef_exchange_hot", "base_exchange_hot"),
     }
+    def per_round(f, *names):
+        """f over each round's values of `names` (the same round for all): median and the list."""
+        if not all(summary.get(n) for n in names):
+            return None
+        vals = []
+        for rs in zip(*(summary[n]["rounds"] for n in names)):
+            try:
+                vals.append(f(*rs))
+            except ZeroDivisionError:
+                pass
+        return (statistics.median(vals), vals) if vals else None
+    cpu_over = lambda a, b, fl: (a["cpu_us_per_req"] - fl["cpu_us_per_req"]) / (b["cpu_us_per_req"] - fl["cpu_us_per_req"])
+    ratios["tef_hot added / wasm_limit added, paired per round (CPU, target ≤ 1.2)"] = per_round(cpu_over, "tef_hot", "wasm_limit", "wasm_floor")
+    ratios["tef_mint_hot / tef_hot, paired per round (rps, target ≥ 0.95)"] = per_round(lambda m, h: m["rps"] / h["rps"], "tef_mint_hot", "tef_hot")
+    ratios["tef_mint_hot added / tef_hot added, paired per round (CPU over wasm_floor)"] = per_round(cpu_over, "tef_mint_hot", "tef_hot", "wasm_floor")
     floor = summary.get("wasm_floor")
     lim, hot = summary.get("wasm_limit"), summary.get("tef_hot")
     if lim and hot and floor:
@@ -432,7 +450,9 @@ def write(summary: dict, args):
         lines.append(f"| {name} | {f(s['rps'])} | {f(s['p50_us'])} | {f(s['p99_us'])} | {f(s['cpu_us_per_req'], 1)} | {f(s['rss_mb'], 1)} | {s['errors']} |")
     lines += ["", "| ratio | value |", "|---|---:|"]
     for k, v in ratios.items():
-        if isinstance(v, tuple):
+        if isinstance(v, tuple) and isinstance(v[1], list):
+            lines.append(f"| {k} | {v[0]:.2f} (per round {', '.join(f'{x:.2f}' for x in v[1])}) |")
+        elif isinstance(v, tuple):
             lines.append(f"| {k} | {v[0]:.1f} vs {v[1]:.1f} |")
         elif v is not None:
             lines.append(f"| {k} | {v:.2f} |")

@@ -13,6 +13,8 @@ def targets(ratios: dict) -> list[tuple[str, float, str, float]]:
     out = []
     for name, v in ratios.items():
         m = re.search(r"target ([≥≤]) ([\d./]+)", name)
+        if isinstance(v, (list, tuple)) and len(v) == 2 and isinstance(v[1], list):
+            v = v[0]  # a ratio paired per round: (median, per round)
         if not m or not isinstance(v, (int, float)):
             continue
         t = m.group(2)

@@ -19,14 +19,23 @@ extra = {}
 if len(sys.argv) > 1 and sys.argv[1] == "shared":
     conf = B.tef_conf(jwks, local_entries=0)
     extra = {"full_front_on": B.bootstrap([B.wasm_filter(B.TEF_WASM, B.tef_conf(jwks), "tef")])}
-elif len(sys.argv) > 1:
+elif len(sys.argv) > 1 and sys.argv[1] != "detail":
     alg = sys.argv[1]
     f = ROOT / "bench" / "out" / f"probe-cold-{alg}.txt"
     f.write_text("\n".join(jwt_tool.encode(idp.key(alg), jwt_tool.claims(B.ISS, B.AUD, ttl=3600, sub=f"u{i}")) for i in range(20000)) + "\n")
     conf = B.tef_conf(jwks, cache=False)
     load = dict(token_file=f)
+detail = len(sys.argv) > 1 and sys.argv[1] == "detail"
+if detail:
+    # The hot path next to the host-call lab making the same calls one by one (bench/noop).
+    lab = lambda ops: B.bootstrap([B.wasm_filter(B.NOOP_WASM, ops, "lab")])
+    extra = {"lab_hdr": lab("hdr:authorization"), "lab_hdr_time": lab("hdr:authorization,time"),
+             "lab_limit": lab("hdr:authorization,set:x-user-sub"),
+             "lab_limit_del": lab("hdr:authorization,set:x-user-sub,del:x_user_sub"),
+             "full_no_underscore": B.bootstrap([B.wasm_filter(B.TEF_WASM, {**conf, "forward": {**conf["forward"], "strip_underscore_spellings": False}}, "tef")])}
 setups = {
  "floor": B.bootstrap([B.wasm_filter(B.NOOP_WASM, None, "noop")]),
+ "probe_entry": B.bootstrap([B.wasm_filter(ROOT / "bench" / "out" / "tef-probe-entry.wasm", conf, "tef")]),
  "probe_headers": B.bootstrap([B.wasm_filter(ROOT / "bench" / "out" / "tef-probe-headers.wasm", conf, "tef")]),
  "probe_decide": B.bootstrap([B.wasm_filter(ROOT / "bench" / "out" / "tef-probe-decide.wasm", conf, "tef")]),
  "full": B.bootstrap([B.wasm_filter(B.TEF_WASM, conf, "tef")]),
@@ -36,7 +45,7 @@ es = {n: B.Pinned(c, concurrency=1, name=n).start() for n, c in setups.items()}
 res = {n: [] for n in es}
 try:
     for n, e in es.items(): B.wrk(e.port, 1, **load)
-    for rnd in range(4):
+    for rnd in range(int(__import__('os').environ.get('PROBE_ROUNDS', '4'))):
         for n, e in es.items():
             t0 = e.cpu_ticks(); r = B.wrk(e.port, 3, **load)
             res[n].append((e.cpu_ticks()-t0)*1e4/r["requests"])

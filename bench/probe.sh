@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bench/prepare.sh
 mkdir -p bench/out
-for p in headers decide; do
+for p in entry headers decide; do
   TEF_PROBE=$p cargo build --release --locked --target wasm32-wasip1 --target-dir target/probe-$p -q
   cp target/probe-$p/wasm32-wasip1/release/token_exchange_filter.wasm bench/out/tef-probe-$p.wasm
 done

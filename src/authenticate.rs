@@ -31,11 +31,12 @@ pub struct Verified {
     /// A nested token's inner key: (provider, `Jwk::fp`), held to the same rule.
     pub inner_key: Option<(usize, u64)>,
     pub exp_ms: u64,
-    pub scopes: Vec<String>,
+    /// Shared, not copied: a cached result is cloned on every request.
+    pub scopes: std::rc::Rc<[String]>,
     pub set: Vec<(String, String)>,
     /// What minting needs of the token (`sub`, `iss`, `act` and the routes' `copy_claims`), as
     /// a JSON object; empty where no route mints.
-    pub carry: String,
+    pub carry: std::rc::Rc<str>,
     /// What the token is bound to (DPoP key, client certificate): checked on every request by
     /// `sender.rs`, also for a cached token.
     /// `None` for an unbound token (most: no allocation).
@@ -244,7 +245,7 @@ impl Authenticator {
                 Err(a) => return a,
             },
         };
-        let v = Verified { provider: p, key_fp, inner_key, exp_ms: exp_to_ms(exp), scopes: sts::subject_scopes(&jws.payload), set, carry: self.carry(&jws.payload), cnf: claims::cnf(&jws.payload) };
+        let v = Verified { provider: p, key_fp, inner_key, exp_ms: exp_to_ms(exp), scopes: sts::subject_scopes(&jws.payload).into(), set, carry: self.carry(&jws.payload).into(), cnf: claims::cnf(&jws.payload) };
         if provider.introspection.as_ref().is_some_and(|i| i.jwts) {
             // Verified, and the server must still say it is active (revocation).
             return self.introspect(p, token, &key, Some(v), now, waited, host);
@@ -398,8 +399,8 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Verified> {
     };
     let exp_ms = u64_at(at)?;
     let mut parts = bytes.get(at + 8..)?.split(|c| *c == 0);
-    let scopes = std::str::from_utf8(parts.next()?).ok()?.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
-    let carry = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    let scopes = std::str::from_utf8(parts.next()?).ok()?.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>().into();
+    let carry = std::str::from_utf8(parts.next()?).ok()?.into();
     let mut c = claims::Cnf::default();
     let cnf_part = parts.next()?;
     for m in cnf_part.split(|c| *c == 1).filter(|m| !m.is_empty()) {

@@ -22,11 +22,23 @@ pub enum Extracted {
     Malformed,
 }
 
+/// The bytes of an RFC 6750 b64token before its trailing `=`s, by value: one lookup per byte of
+/// a token on every request (a class test with a set search was a fifth of the hot path).
+const B64TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        c += 1;
+    }
+    t
+};
+
 /// RFC 6750 b64token, which covers every JWS/JWE compact token and opaque tokens.
 fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._~+/".contains(&c))
+    !body.is_empty() && body.bytes().all(|c| B64TOKEN[c as usize])
 }
 
 fn values<'a>(headers: &'a [(String, Vec<u8>)], name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
@@ -60,11 +72,13 @@ fn percent_decode(s: &str) -> Option<String> {
 enum Found {
     Nothing,
     One(String),
+    /// One value, already known to be a b64token.
+    Token(String),
     Many,
     Bad,
 }
 
-fn from_header(headers: &[(String, Vec<u8>)], name: &str, prefix: &str) -> Found {
+fn from_header(headers: &[(String, Vec<u8>)], name: &str, prefix: &str, known: &dyn Fn(&str) -> bool) -> Found {
     let mut vals = values(headers, name);
     let Some(v) = vals.next() else { return Found::Nothing };
     if vals.next().is_some() {
@@ -76,6 +90,11 @@ fn from_header(headers: &[(String, Vec<u8>)], name: &str, prefix: &str) -> Found
         return Found::Nothing;
     }
     let t = v[prefix.len()..].trim_start_matches(' ');
+    // The common cases: a token this worker verified a moment ago (it was a b64token then), or
+    // a b64token (which never holds a ',').
+    if known(t) || is_b64token(t) {
+        return Found::Token(t.to_owned());
+    }
     // Envoy joins repeated headers with ','; a b64token never contains one.
     if t.contains(',') {
         return Found::Many;
@@ -136,12 +155,19 @@ fn from_query(path: &str, name: &str) -> Found {
 }
 
 pub fn extract(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str) -> Extracted {
+    extract_known(sources, headers, path, &|_| false)
+}
+
+/// `extract`, where `known(t)` says `t` is byte for byte a token verified before (so a
+/// b64token): its characters are not checked again on every request.
+pub fn extract_known(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str, known: &dyn Fn(&str) -> bool) -> Extracted {
     let mut token: Option<String> = None;
+    let mut checked = false;
     let mut mask = 0u32;
     let mut bad = false;
     for (i, s) in sources.iter().enumerate().take(MAX_SOURCES) {
         let found = match s {
-            Source::Header { name, prefix } => from_header(headers, name, prefix),
+            Source::Header { name, prefix } => from_header(headers, name, prefix, known),
             Source::Cookie(name) => from_cookie(headers, name),
             Source::Query(name) => from_query(path, name),
         };
@@ -149,20 +175,22 @@ pub fn extract(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str) ->
             Found::Nothing => {}
             Found::Many => return Extracted::Ambiguous,
             Found::Bad => bad = true,
-            Found::One(t) => match &token {
-                None => {
-                    token = Some(t);
-                    mask |= 1 << i;
-                }
-                Some(first) if *first == t => mask |= 1 << i,
-                Some(_) => return Extracted::Ambiguous,
-            },
+            Found::One(t) | Found::Token(t) if token.as_ref().is_some_and(|first| *first != t) => return Extracted::Ambiguous,
+            Found::One(_) | Found::Token(_) if token.is_some() => mask |= 1 << i,
+            Found::One(t) => {
+                token = Some(t);
+                mask |= 1 << i;
+            }
+            Found::Token(t) => {
+                (token, checked) = (Some(t), true);
+                mask |= 1 << i;
+            }
         }
     }
     match token {
         // Something unreadable next to a token is a second, different credential.
         Some(_) if bad => Extracted::Ambiguous,
-        Some(t) if is_b64token(&t) => Extracted::Token { token: t, sources: mask },
+        Some(t) if checked || is_b64token(&t) => Extracted::Token { token: t, sources: mask },
         Some(_) => Extracted::Malformed,
         None if bad => Extracted::Malformed,
         None => Extracted::None,
@@ -223,6 +251,28 @@ pub fn removal_plan(all: &[Source], sources: u32, headers: &[(String, Vec<u8>)],
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_known_token_is_not_checked_again_and_an_unknown_one_is() {
+        let s = vec![Source::Header { name: "authorization".into(), prefix: "Bearer ".into() }];
+        let h = vec![("authorization".to_string(), b"Bearer a.b.c".to_vec())];
+        let seen = |t: &str| t == "a.b.c";
+        assert_eq!(extract_known(&s, &h, "/", &seen), Extracted::Token { token: "a.b.c".into(), sources: 1 });
+        let odd = vec![("authorization".to_string(), b"Bearer a.b\"c".to_vec())];
+        assert_eq!(extract_known(&s, &odd, "/", &seen), Extracted::Malformed, "not the known token: checked");
+        assert_eq!(extract_known(&s, &odd, "/", &|_| true), Extracted::Token { token: "a.b\"c".into(), sources: 1 }, "the contract: known means verified before");
+        let two = vec![("authorization".to_string(), b"Bearer a.b.c,Bearer d.e.f".to_vec())];
+        assert_eq!(extract_known(&s, &two, "/", &seen), Extracted::Ambiguous);
+    }
+
+    #[test]
+    fn the_b64token_table_is_rfc_6750s_class() {
+        for b in 0..=255u8 {
+            let rfc = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            assert_eq!(B64TOKEN[b as usize], rfc, "byte {b}");
+        }
+        assert!(is_b64token("a.b-c_d~e+f/g==") && !is_b64token("==") && !is_b64token("a=b") && !is_b64token("a,b"));
+    }
+
     use super::*;
 
     type Headers = Vec<(String, Vec<u8>)>;

@@ -205,7 +205,9 @@ impl Filter {
         }
         let route = route::select(&cfg.routes, r);
         let anonymous = route.is_some_and(|i| cfg.routes[i].allow_anonymous);
-        let (token, sources) = match extract::extract(&cfg.sources, headers, r.path) {
+        let now = host.now_ms();
+        let known = |t: &str| self.auth.local.holds(t, now);
+        let (token, sources) = match extract::extract_known(&cfg.sources, headers, r.path, &known) {
             Extracted::Token { token, sources } => (token, sources),
             Extracted::None if anonymous => {
                 host.count(Metric::AllowedAnonymous);
@@ -215,7 +217,6 @@ impl Filter {
             Extracted::Ambiguous => return deny(cfg, host, Deny::BadRequest, "more than one token in the request"),
             Extracted::Malformed => return deny(cfg, host, Deny::Malformed, "token malformed"),
         };
-        let now = host.now_ms();
         // The client's token leaves the request where the route replaces it.
         let removal = match route.filter(|i| cfg.routes[*i].replaces_token()) {
             Some(_) => extract::removal_plan(&cfg.sources, sources, headers, r.path),

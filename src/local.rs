@@ -15,6 +15,8 @@ use std::hash::BuildHasher;
 
 /// Tokens longer than this are not kept here (the shared caches still serve them).
 pub const MAX_TOKEN: usize = 4096;
+/// How many of a token's last bytes pick its slot.
+const INDEX_BYTES: usize = 24;
 /// Exchanged tokens kept per subject token (one per route that exchanges it).
 const MAX_EXCHANGED: usize = 8;
 
@@ -36,6 +38,20 @@ pub struct LocalCache {
     hasher: RandomState,
 }
 
+/// `a == b`, eight bytes at a time (wasm's `memcmp` goes byte by byte, and every request
+/// compares its whole token with the one kept here, twice: `holds`, then `verified`), and
+/// without stopping at the first difference: how long a comparison takes says nothing of how
+/// much of a kept token a presented one shares (the hot case, equal tokens, reads all anyway).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = ca.remainder().iter().zip(cb.remainder()).fold(0u8, |d, (x, y)| d | (x ^ y));
+    let word = |c: &[u8]| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+    ca.zip(cb).fold(tail as u64, |d, (x, y)| d | (word(x) ^ word(y))) == 0
+}
+
 impl LocalCache {
     /// `slots` = 0 disables it.
     pub fn new(slots: usize) -> LocalCache {
@@ -46,12 +62,23 @@ impl LocalCache {
         if self.slots.is_empty() || token.len() > MAX_TOKEN {
             return None;
         }
-        Some((self.hasher.hash_one(token.as_bytes()) % self.slots.len() as u64) as usize)
+        // The slot comes from the token's last bytes and its length: a JWT ends in its signature
+        // and an opaque token is random throughout, so those spread tokens as well as the whole
+        // would, at a fraction of the hashing (this runs on every request). The key is random
+        // per VM and a slot is only ever served to the very same token (compared in full).
+        let b = token.as_bytes();
+        let tail = &b[b.len().saturating_sub(INDEX_BYTES)..];
+        Some((self.hasher.hash_one((b.len(), tail)) % self.slots.len() as u64) as usize)
     }
 
     fn entry(&self, token: &str, now_ms: u64) -> Option<&Entry> {
         let e = self.slots.get(self.index(token)?)?.as_ref()?;
-        (now_ms < e.until_ms && &*e.token == token).then_some(e)
+        (now_ms < e.until_ms && same(e.token.as_bytes(), token.as_bytes())).then_some(e)
+    }
+
+    /// Whether `token` (byte for byte) is kept here, verified, at `now_ms`.
+    pub fn holds(&self, token: &str, now_ms: u64) -> bool {
+        self.entry(token, now_ms).is_some()
     }
 
     /// What verifying `token` produced, if kept here and not expired at `now_ms`.
@@ -100,7 +127,7 @@ mod tests {
     use super::*;
 
     fn v(sub: &str) -> Verified {
-        Verified { provider: 0, key_fp: 7, inner_key: None, exp_ms: 9_000, scopes: vec!["read".into()], set: vec![("x-user-sub".into(), sub.into())], carry: String::new(), cnf: None }
+        Verified { provider: 0, key_fp: 7, inner_key: None, exp_ms: 9_000, scopes: vec!["read".to_string()].into(), set: vec![("x-user-sub".into(), sub.into())], carry: "".into(), cnf: None }
     }
 
     #[test]
@@ -128,6 +155,20 @@ mod tests {
     }
 
     #[test]
+    fn tokens_that_share_their_tail_share_a_slot_and_are_never_confused() {
+        let mut c = LocalCache::new(64);
+        let tok = |i: usize| format!("{i:04}.{}", "t".repeat(40));
+        for i in 0..10 {
+            c.put_verified(&tok(i), 10_000, &v(&i.to_string()));
+        }
+        assert_eq!(c.entries(), 1, "the same length and last bytes: one slot");
+        assert_eq!(c.verified(&tok(9), 1), Some(&v("9")));
+        for i in 0..9 {
+            assert_eq!(c.verified(&tok(i), 1), None, "{i}: never another token's entry");
+        }
+    }
+
+    #[test]
     fn exchanged_tokens_live_with_their_subject_and_route() {
         let mut c = LocalCache::new(8);
         c.put_exchanged("s", 0, "orphan", 9_000, 0);
@@ -145,6 +186,21 @@ mod tests {
         // A new verification of the same token keeps nothing it should not.
         c.put_verified("s", 6_000, &v("s"));
         assert_eq!(c.exchanged("s", 1, 1), None);
+    }
+
+    #[test]
+    fn same_is_equality() {
+        let t = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln";
+        for n in 0..t.len() {
+            let (a, b) = (&t[..n], t[..n].to_vec());
+            assert!(same(a, &b), "{n}");
+            for i in 0..n {
+                let mut c = b.clone();
+                c[i] ^= 1;
+                assert!(!same(a, &c), "{n} {i}");
+            }
+            assert!(!same(a, &t[..n + 1]));
+        }
     }
 
     #[test]

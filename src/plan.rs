@@ -24,7 +24,10 @@ pub fn strip(cfg: &Config) -> HeaderPlan {
 
 /// The original token goes on as it came (shared-token routes), with the verified claims.
 pub fn forwarded(cfg: &Config, claims: Vec<(String, String)>) -> HeaderPlan {
-    without_set(HeaderPlan { set: claims, ..strip(cfg) })
+    // What `without_set(strip + claims)` gives, without copying the headers the set replaces
+    // (this runs on every request).
+    let remove = cfg.forward.strip_headers.iter().filter(|r| !claims.iter().any(|(k, _)| k == *r)).cloned().collect();
+    HeaderPlan { remove, set: claims }
 }
 
 /// No removal of a header that is set anyway (the set replaces every copy; module doc).

@@ -110,7 +110,7 @@ impl Exchanger {
         // Lead this exchange.
         host.count(Metric::ExchangeCacheMiss);
         let deadline = now + sts.timeout_ms + 500;
-        let allowed_scopes = if spec.scopes.is_empty() { v.scopes.clone() } else { scopes.clone() };
+        let allowed_scopes = if spec.scopes.is_empty() { v.scopes.to_vec() } else { scopes.clone() };
         self.flight.lead(key, deadline, InFlight { started_ms: now, route, allowed_scopes, subject_exp_ms: v.exp_ms }, host);
         let req = sts::build_request(
             &sts.authority,

@@ -83,7 +83,7 @@ impl Minter {
             return allow(host, plan::replaced(cfg, &p.removal, v.set, &tok));
         }
         let scopes = match authorize::required_scopes(cfg, &spec.scopes, &v.scopes) {
-            Ok(s) if s.is_empty() => v.scopes.clone(),
+            Ok(s) if s.is_empty() => v.scopes.to_vec(),
             Ok(s) => s,
             Err(r) => return deny_with(host, Deny::InsufficientScope, r),
         };

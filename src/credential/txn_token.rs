@@ -105,7 +105,7 @@ impl TxnTokens {
         }
         let key = self.next_key(cfg, now);
         let deadline = now + s.timeout_ms + 500;
-        let allowed_scopes = if spec.scopes.is_empty() { v.scopes.clone() } else { scopes.clone() };
+        let allowed_scopes = if spec.scopes.is_empty() { v.scopes.to_vec() } else { scopes.clone() };
         self.in_flight.insert(key, InFlight { started_ms: now, deadline_ms: deadline, route, allowed_scopes });
         let mut facts = p.facts.as_deref().cloned().unwrap_or_default();
         facts.authn = authn(cfg, p, &v);

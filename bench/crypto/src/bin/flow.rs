@@ -76,9 +76,9 @@ fn main() {
         key_fp: 0,
         inner_key: None,
         exp_ms: 1_800_000_300_000,
-        scopes: vec!["orders:read".into(), "profile".into()],
+        scopes: vec!["orders:read".to_string(), "profile".to_string()].into(),
         set: vec![("x-user-sub".into(), "bench-user-0001".into())],
-        carry: String::new(),
+        carry: "".into(),
         cnf: None,
     };
     let hash = [7u8; 32];

@@ -35,7 +35,8 @@ struct Entry {
 
 pub struct LocalCache {
     slots: Vec<Option<Entry>>,
-    hasher: RandomState,
+    /// Random per VM: which slot a token gets is not known outside it.
+    seed: u64,
 }
 
 /// `a == b`, eight bytes at a time (wasm's `memcmp` goes byte by byte, and every request
@@ -55,20 +56,29 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 impl LocalCache {
     /// `slots` = 0 disables it.
     pub fn new(slots: usize) -> LocalCache {
-        LocalCache { slots: (0..slots).map(|_| None).collect(), hasher: RandomState::new() }
+        LocalCache { slots: (0..slots).map(|_| None).collect(), seed: RandomState::new().hash_one(0x7465_6600u64) }
     }
 
     fn index(&self, token: &str) -> Option<usize> {
         if self.slots.is_empty() || token.len() > MAX_TOKEN {
             return None;
         }
-        // The slot comes from the token's last bytes and its length: a JWT ends in its signature
-        // and an opaque token is random throughout, so those spread tokens as well as the whole
-        // would, at a fraction of the hashing (this runs on every request). The key is random
-        // per VM and a slot is only ever served to the very same token (compared in full).
+        // The slot comes from the token's last bytes and its length, mixed with this VM's random
+        // seed: a JWT ends in its signature and an opaque token is random throughout, so those
+        // spread tokens as well as hashing the whole would, at a fraction of the work (this runs
+        // up to three times per request). Only verified tokens are kept, whose signatures no
+        // client chooses, and a slot is only ever served to the very same token (compared in
+        // full): a collision costs a miss, never a wrong answer.
         let b = token.as_bytes();
         let tail = &b[b.len().saturating_sub(INDEX_BYTES)..];
-        Some((self.hasher.hash_one((b.len(), tail)) % self.slots.len() as u64) as usize)
+        let mut h = self.seed ^ b.len() as u64;
+        for c in tail.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            h ^= h >> 29;
+        }
+        Some((h % self.slots.len() as u64) as usize)
     }
 
     fn entry(&self, token: &str, now_ms: u64) -> Option<&Entry> {

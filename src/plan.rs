@@ -26,7 +26,8 @@ pub fn strip(cfg: &Config) -> HeaderPlan {
 pub fn forwarded(cfg: &Config, claims: Vec<(String, String)>) -> HeaderPlan {
     // What `without_set(strip + claims)` gives, without copying the headers the set replaces
     // (this runs on every request).
-    let remove = cfg.forward.strip_headers.iter().filter(|r| !claims.iter().any(|(k, _)| k == *r)).cloned().collect();
+    let mut remove = Vec::with_capacity(cfg.forward.strip_headers.len());
+    remove.extend(cfg.forward.strip_headers.iter().filter(|r| !claims.iter().any(|(k, _)| k == *r)).cloned());
     HeaderPlan { remove, set: claims }
 }
 
@@ -43,15 +44,22 @@ fn without_set(mut plan: HeaderPlan) -> HeaderPlan {
 /// every source it came in (where that source is `forward.header` itself, the set replaces it).
 pub fn replaced(cfg: &Config, removal: &HeaderPlan, claims: Vec<(String, String)>, token: &str) -> HeaderPlan {
     let h = &cfg.forward.header;
-    let value = if h == "authorization" { format!("Bearer {token}") } else { token.to_owned() };
+    // One allocation of the right size (this runs on every cached exchanged or minted request).
+    let scheme = if h == "authorization" { "Bearer " } else { "" };
+    let mut value = String::with_capacity(scheme.len() + token.len());
+    value.push_str(scheme);
+    value.push_str(token);
     let mut set = claims;
+    set.reserve(1 + removal.set.len());
     set.push((h.clone(), value));
-    let mut plan = without_set(HeaderPlan { set, ..strip(cfg) });
-    // The token's sources: a source header that is `forward.header` itself holds one value (two
-    // copies are a 400 before this), which the set replaces; a cookie or `:path` is rewritten.
-    plan.remove.extend(removal.remove.iter().filter(|r| *r != h).cloned());
-    plan.set.extend(removal.set.iter().cloned());
-    plan
+    // The stripped headers but those the set replaces; then the token's sources: a source header
+    // that is `forward.header` itself holds one value (two copies are a 400 before this), which
+    // the set replaces; a cookie or `:path` is rewritten.
+    let mut remove = Vec::with_capacity(cfg.forward.strip_headers.len() + removal.remove.len());
+    remove.extend(cfg.forward.strip_headers.iter().filter(|r| !set.iter().any(|(k, _)| k == *r)).cloned());
+    remove.extend(removal.remove.iter().filter(|r| *r != h).cloned());
+    set.extend(removal.set.iter().cloned());
+    HeaderPlan { remove, set }
 }
 
 /// `plan` with `value` in `header` as well (replacing any copy, so not removed).

@@ -71,9 +71,8 @@ fn percent_decode(s: &str) -> Option<String> {
 
 enum Found {
     Nothing,
-    One(String),
-    /// One value, already known to be a b64token.
-    Token(String),
+    /// One value, and whether it is known to be a b64token already.
+    One(String, bool),
     Many,
     Bad,
 }
@@ -93,13 +92,13 @@ fn from_header(headers: &[(String, Vec<u8>)], name: &str, prefix: &str, known: &
     // The common cases: a token this worker verified a moment ago (it was a b64token then), or
     // a b64token (which never holds a ',').
     if known(t) || is_b64token(t) {
-        return Found::Token(t.to_owned());
+        return Found::One(t.to_owned(), true);
     }
     // Envoy joins repeated headers with ','; a b64token never contains one.
     if t.contains(',') {
         return Found::Many;
     }
-    Found::One(t.to_owned())
+    Found::One(t.to_owned(), false)
 }
 
 fn from_cookie(headers: &[(String, Vec<u8>)], name: &str) -> Found {
@@ -116,7 +115,7 @@ fn from_cookie(headers: &[(String, Vec<u8>)], name: &str) -> Found {
                 if val.is_empty() {
                     continue; // an empty cookie carries no credential
                 }
-                found = Found::One(val.to_owned());
+                found = Found::One(val.to_owned(), false);
             }
         }
     }
@@ -146,7 +145,7 @@ fn from_query(path: &str, name: &str) -> Found {
             }
             found = match percent_decode(v) {
                 Some(v) if v.is_empty() => continue, // `?access_token=` carries no credential
-                Some(v) => Found::One(v),
+                Some(v) => Found::One(v, false),
                 None => Found::Bad,
             };
         }
@@ -175,16 +174,14 @@ pub fn extract_known(sources: &[Source], headers: &[(String, Vec<u8>)], path: &s
             Found::Nothing => {}
             Found::Many => return Extracted::Ambiguous,
             Found::Bad => bad = true,
-            Found::One(t) | Found::Token(t) if token.as_ref().is_some_and(|first| *first != t) => return Extracted::Ambiguous,
-            Found::One(_) | Found::Token(_) if token.is_some() => mask |= 1 << i,
-            Found::One(t) => {
-                token = Some(t);
-                mask |= 1 << i;
-            }
-            Found::Token(t) => {
-                (token, checked) = (Some(t), true);
-                mask |= 1 << i;
-            }
+            Found::One(t, valid) => match &token {
+                None => {
+                    (token, checked) = (Some(t), valid);
+                    mask |= 1 << i;
+                }
+                Some(first) if *first == t => mask |= 1 << i,
+                Some(_) => return Extracted::Ambiguous,
+            },
         }
     }
     match token {

@@ -24,20 +24,16 @@ pub fn strip(cfg: &Config) -> HeaderPlan {
 
 /// The original token goes on as it came (shared-token routes), with the verified claims.
 pub fn forwarded(cfg: &Config, claims: Vec<(String, String)>) -> HeaderPlan {
-    // What `without_set(strip + claims)` gives, without copying the headers the set replaces
-    // (this runs on every request).
-    let mut remove = Vec::with_capacity(cfg.forward.strip_headers.len());
-    remove.extend(cfg.forward.strip_headers.iter().filter(|r| !claims.iter().any(|(k, _)| k == *r)).cloned());
-    HeaderPlan { remove, set: claims }
+    HeaderPlan { remove: stripped_but(cfg, &claims, 0), set: claims }
 }
 
-/// No removal of a header that is set anyway (the set replaces every copy; module doc).
-fn without_set(mut plan: HeaderPlan) -> HeaderPlan {
-    if !plan.set.is_empty() {
-        let set = &plan.set;
-        plan.remove.retain(|r| !set.iter().any(|(k, _)| k == r));
-    }
-    plan
+/// The stripped headers but those in `set` (the set replaces every copy; module doc), with
+/// room for `more`: built once at its size, without copying what is left out (this runs on
+/// every request).
+fn stripped_but(cfg: &Config, set: &[(String, String)], more: usize) -> Vec<String> {
+    let mut remove = Vec::with_capacity(cfg.forward.strip_headers.len() + more);
+    remove.extend(cfg.forward.strip_headers.iter().filter(|r| !set.iter().any(|(k, _)| k == *r)).cloned());
+    remove
 }
 
 /// The client's token is replaced by `token` (in `forward.header`): `removal` takes it out of
@@ -55,8 +51,7 @@ pub fn replaced(cfg: &Config, removal: &HeaderPlan, claims: Vec<(String, String)
     // The stripped headers but those the set replaces; then the token's sources: a source header
     // that is `forward.header` itself holds one value (two copies are a 400 before this), which
     // the set replaces; a cookie or `:path` is rewritten.
-    let mut remove = Vec::with_capacity(cfg.forward.strip_headers.len() + removal.remove.len());
-    remove.extend(cfg.forward.strip_headers.iter().filter(|r| !set.iter().any(|(k, _)| k == *r)).cloned());
+    let mut remove = stripped_but(cfg, &set, removal.remove.len());
     remove.extend(removal.remove.iter().filter(|r| *r != h).cloned());
     set.extend(removal.set.iter().cloned());
     HeaderPlan { remove, set }
@@ -74,7 +69,7 @@ pub fn also_set(mut plan: HeaderPlan, header: &str, value: String) -> HeaderPlan
 pub fn with_header(cfg: &Config, removal: Option<&HeaderPlan>, claims: Vec<(String, String)>, header: &str, value: String) -> HeaderPlan {
     let mut set = claims;
     set.push((header.to_owned(), value));
-    let mut plan = without_set(HeaderPlan { set, ..strip(cfg) });
+    let mut plan = HeaderPlan { remove: stripped_but(cfg, &set, 0), set };
     if let Some(r) = removal {
         plan.remove.extend(r.remove.iter().filter(|h| !plan.set.iter().any(|(k, _)| k == *h)).cloned());
         plan.set.extend(r.set.iter().cloned());

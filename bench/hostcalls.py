@@ -35,6 +35,16 @@ labs = {
     "hdrs+time+set": "hdrs,time,set:x-user-sub",
     "hdr2+time+set": "hdr:authorization,hdr:x-user-sub,time,set:x-user-sub",
     "hdr+time+del+set": "hdr:authorization,time,del:x-user-sub,set:x-user-sub",
+    # The limit reference and what the hot path does beyond it, one call at a time.
+    "limit": "hdr:authorization,set:x-user-sub",
+    "limit+del": "hdr:authorization,del:x_user_sub,set:x-user-sub",
+    "limit+set_del": "hdr:authorization,set:x-user-sub,del:x_user_sub",
+    "limit+hdr_absent": "hdr:authorization,hdr:x_user_sub,set:x-user-sub",
+    "limit+time": "hdr:authorization,time,set:x-user-sub",
+    "limit+time+del": "hdr:authorization,time,del:x_user_sub,set:x-user-sub",
+    # After a set (the route cache already cleared): removing an absent header vs reading it.
+    "set+del_absent*1": "set:x-user-sub,del:x_user_sub", "set+del_absent*11": "set:x-user-sub,del:x_user_sub*11",
+    "set+hdr_absent*1": "set:x-user-sub,hdr:x_user_sub", "set+hdr_absent*11": "set:x-user-sub,hdr:x_user_sub*11",
 }
 if len(sys.argv) > 2:  # only these (and the floor)
     labs = {n: c for n, c in labs.items() if n == "floor" or n in sys.argv[2:]}
@@ -58,4 +68,5 @@ print(f"{'setup':18s} {'CPU µs/req':>10s} {'over floor':>10s}  calls")
 for n, m in med.items():
     print(f"{n:18s} {m:10.1f} {m - med['floor']:10.1f}  {labs.get(n) or ('the filter' if n == 'tef_hot' else '-')}")
 print("marginal µs per call:", {k[:-2]: round((med[k[:-2] + "*11"] - med[k]) / 10, 2) for k in med if k.endswith("*1") and k[:-2] + "*11" in med})
+B.OUT.mkdir(parents=True, exist_ok=True)
 (B.OUT / "hostcalls.json").write_text(json.dumps({"median_cpu_us": med, "all": res, "calls": labs}, indent=1))

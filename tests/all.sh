@@ -20,5 +20,8 @@ echo "== end to end, real Envoy 1.40"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider "$@"
 echo "== end to end again on the oldest supported Envoy (1.36.2)"
 ENVOY_BIN="$PWD/.venv-envoy-1.36/bin/envoy" .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider "$@"
+echo "== the size-first build (./wasm-build.sh --small, profile release-small), end to end on Envoy 1.40"
+small="$(./wasm-build.sh --small)"  # its own statement: set -e stops on a failed build
+TEF_WASM="$small" .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider "$@"
 echo "== bounded soak (${TEF_SOAK_SECONDS:-45}s at 400 req/s, 100000 distinct tokens through 20000 cache slots)"
 .venv/bin/python tests/soak.py "${TEF_SOAK_SECONDS:-45}" 100000 400

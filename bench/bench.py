@@ -6,7 +6,7 @@ interleaved (A B C … A B C …); medians and ratios come from the same run.
 Usage: bench/run.sh [--duration S] [--rounds N] [--cold-tokens N] [--population N] [--only a,b]
                     [--baseline OTHER.wasm]
 Writes bench/out/results.json, and bench/RESULTS.md and bench/results.json for a full run (a run
-with --only writes bench/out/RESULTS.md instead). --baseline adds base_hot, base_exchange_hot and base_cold_<alg>:
+with --only writes bench/out/RESULTS.md instead). --baseline adds base_hot, base_exchange_hot, base_mint_cold and base_cold_<alg>:
 the same setups with another build of the filter (e.g. the last release), in the same run."""
 import argparse
 import datetime
@@ -205,7 +205,7 @@ def main():
     ap.add_argument("--cold-tokens", type=int, default=20000)
     ap.add_argument("--population", type=int, default=100000)
     ap.add_argument("--only", default="", help="comma-separated setup names")
-    ap.add_argument("--baseline", default="", help="another build's .wasm: adds base_hot, base_exchange_hot and base_cold_<alg>")
+    ap.add_argument("--baseline", default="", help="another build's .wasm: adds base_hot, base_exchange_hot, base_mint_cold and base_cold_<alg>")
     ap.add_argument("--dpop-proofs", type=int, default=200000, help="pre-made DPoP proofs per DPoP setup (each is sent once; 80 000 ran out at 6 400 req/s over 3 rounds of 5 s)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -296,6 +296,7 @@ def main():
         base = Path(args.baseline).resolve()
         setups["base_hot"] = (bootstrap([wasm_filter(base, tef_conf(jwks), "tef")]), dict(token=hot))
         setups["base_exchange_hot"] = (bootstrap([wasm_filter(base, tef_conf(jwks, exchange=True), "tef")], [sts_cluster]), dict(token=hot))
+        setups["base_mint_cold"] = (bootstrap([wasm_filter(base, tef_conf(jwks, cache=False, mint=True), "tef")]), dict(token_file=files["EdDSA"]))
     for alg, f in files.items():
         setups[f"tef_cold_{alg}"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, cache=False), "tef")]), dict(token_file=f))
         setups[f"jwt_authn_cold_{alg}"] = (bootstrap([jwt_authn(jwks, False)]), dict(token_file=f))
@@ -398,6 +399,8 @@ def write(summary: dict, args):
     for alg in ("ES256", "EdDSA", "RS256"):
         ratios[f"tef_cold_{alg} / base_cold_{alg}, paired per round (CPU/req: this build vs --baseline)"] = per_round(
             lambda a, b: a["cpu_us_per_req"] / b["cpu_us_per_req"], f"tef_cold_{alg}", f"base_cold_{alg}")
+    ratios["tef_mint_cold / base_mint_cold, paired per round (CPU/req: this build vs --baseline)"] = per_round(
+        lambda a, b: a["cpu_us_per_req"] / b["cpu_us_per_req"], "tef_mint_cold", "base_mint_cold")
     ratios["tef_hot added / base_hot added, paired per round (CPU over wasm_floor: this build vs --baseline)"] = per_round(cpu_over, "tef_hot", "base_hot", "wasm_floor")
     ratios["tef_mint_hot / tef_hot, paired per round (rps, target ≥ 0.95)"] = per_round(lambda m, h: m["rps"] / h["rps"], "tef_mint_hot", "tef_hot")
     ratios["tef_mint_hot added / tef_hot added, paired per round (CPU over wasm_floor)"] = per_round(cpu_over, "tef_mint_hot", "tef_hot", "wasm_floor")

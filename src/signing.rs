@@ -3,18 +3,14 @@
 //!
 //! Signing touches private keys, so it uses constant-time, audited code only: Ed25519 by
 //! ed25519-dalek (on the same curve25519-dalek the verifier uses), ES256 by p256's
-//! `ecdsa::SigningKey` with RFC 6979 deterministic nonces. The hand-written verifiers in `jose/`
+//! `ecdsa::SigningKey` with RFC 6979 deterministic nonces, both behind `crates/signer` (a crate
+//! of its own so that it is built size-optimised). The hand-written verifiers in `jose/`
 //! never sign. A private key is never logged, never in an error text, never served: errors name
 //! the field and say what is wrong, and the served JWKS carries public members only.
 
 use crate::jose::{b64, Alg};
 use serde_json::{json, Map, Value};
-
-/// A private key that can sign.
-pub enum Secret {
-    Ed25519(ed25519_dalek::SigningKey),
-    P256(p256::ecdsa::SigningKey),
-}
+pub use tef_signer::Secret;
 
 pub struct SigningKey {
     pub kid: String,
@@ -69,13 +65,13 @@ pub fn parse_key(kid: &str, alg: Alg, jwk: &Map<String, Value>, private: bool) -
             let x = bytes32(jwk, "x")?;
             if private {
                 let d = bytes32(jwk, "d")?;
-                let sk = ed25519_dalek::SigningKey::from_bytes(&d);
-                if sk.verifying_key().to_bytes() != x {
+                let (sk, public) = Secret::ed25519(&d);
+                if public != x {
                     return err("x", "does not match the private key `d`");
                 }
-                (Some(Secret::Ed25519(sk)), json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(&x)}))
+                (Some(sk), json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(&x)}))
             } else {
-                if ed25519_dalek::VerifyingKey::from_bytes(&x).map(|k| k.is_weak()).unwrap_or(true) {
+                if !tef_signer::ed25519_public_usable(&x) {
                     return err("x", "is not a usable Ed25519 public key");
                 }
                 (None, json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(&x)}))
@@ -89,18 +85,14 @@ pub fn parse_key(kid: &str, alg: Alg, jwk: &Map<String, Value>, private: bool) -
             let y = bytes32(jwk, "y")?;
             if private {
                 let d = bytes32(jwk, "d")?;
-                let sk = p256::ecdsa::SigningKey::from_bytes(&d.into())
-                    .map_err(|_| KeyError { member: "d", message: "is not a valid P-256 private key".into() })?;
-                let point = sk.verifying_key().to_encoded_point(false);
-                if point.x().map(|v| &v[..]) != Some(&x[..]) || point.y().map(|v| &v[..]) != Some(&y[..]) {
+                let (sk, px, py) =
+                    Secret::p256(&d).ok_or(KeyError { member: "d", message: "is not a valid P-256 private key".into() })?;
+                if px != x || py != y {
                     return err("x", "`x`/`y` do not match the private key `d`");
                 }
-                (Some(Secret::P256(sk)), json!({"kty": "EC", "crv": "P-256", "x": b64::encode(&x), "y": b64::encode(&y)}))
+                (Some(sk), json!({"kty": "EC", "crv": "P-256", "x": b64::encode(&x), "y": b64::encode(&y)}))
             } else {
-                let mut sec1 = vec![4u8];
-                sec1.extend_from_slice(&x);
-                sec1.extend_from_slice(&y);
-                if p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).is_err() {
+                if !tef_signer::p256_public_valid(&x, &y) {
                     return err("x", "`x`/`y` are not a point on P-256");
                 }
                 (None, json!({"kty": "EC", "crv": "P-256", "x": b64::encode(&x), "y": b64::encode(&y)}))
@@ -122,8 +114,6 @@ impl SigningKey {
     /// A compact JWS of `header` (its `alg` and `kid` set here) and `payload`. `None` for a key
     /// without its private part (never the current key: the configuration refuses that).
     pub fn sign(&self, mut header: Map<String, Value>, payload: &Map<String, Value>) -> Option<String> {
-        use ed25519_dalek::Signer as _;
-        use p256::ecdsa::signature::Signer as _;
         header.insert("alg".into(), json!(self.alg.name()));
         header.insert("kid".into(), json!(self.kid));
         let input = format!(
@@ -131,13 +121,7 @@ impl SigningKey {
             b64::encode(Value::Object(header).to_string().as_bytes()),
             b64::encode(Value::Object(payload.clone()).to_string().as_bytes())
         );
-        let sig = match self.secret.as_ref()? {
-            Secret::Ed25519(k) => k.sign(input.as_bytes()).to_bytes().to_vec(),
-            Secret::P256(k) => {
-                let s: p256::ecdsa::Signature = k.sign(input.as_bytes());
-                s.to_bytes().to_vec()
-            }
-        };
+        let sig = self.secret.as_ref()?.sign(input.as_bytes());
         Some(format!("{input}.{}", b64::encode(&sig)))
     }
 }

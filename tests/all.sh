@@ -5,10 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tests/bootstrap.sh --with-oldest-envoy
 echo "== clippy (native + wasm32; unwrap/expect/panic are denied outside tests)"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo clippy --locked --release --target wasm32-wasip1 -- -D warnings
 echo "== unit and vector tests (native)"
-cargo test --locked
+cargo test --locked --workspace
 echo "== wasm build"
 ./wasm-build.sh >/dev/null
 echo "== fuzzing (each target ${TEF_FUZZ_SECONDS:-20}s from the seed corpus)"

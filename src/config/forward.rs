@@ -2,27 +2,7 @@
 //! ones it strips so a client can never supply them.
 
 use super::{fail, header_name, ConfigError, Source};
-use serde::Deserialize;
-use std::collections::BTreeMap;
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawForward {
-    #[serde(default)]
-    pub(super) claims_to_headers: BTreeMap<String, String>,
-    #[serde(default)]
-    pub(super) principal_header: Option<String>,
-    #[serde(default)]
-    pub(super) strip_headers: Vec<String>,
-    #[serde(default)]
-    pub(super) array_separator: Option<String>,
-    #[serde(default)]
-    pub(super) header: Option<String>,
-    #[serde(default)]
-    pub(super) strip_underscore_spellings: Option<bool>,
-    #[serde(default)]
-    pub(super) payload_header: Option<String>,
-}
+use tef_config_raw::RawForward;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {

@@ -1,31 +1,10 @@
 //! `providers[].introspection`: the RFC 7662 endpoint that decides opaque tokens (the phantom
 //! token pattern), its client authentication, timeouts and how long answers are kept.
 
-use super::sts::{client_auth, RawClientAuth};
+use super::sts::client_auth;
 use super::{fail, ConfigError};
 use crate::sts::ClientAuth;
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawIntrospection {
-    pub(super) cluster: String,
-    #[serde(default)]
-    pub(super) authority: Option<String>,
-    #[serde(default)]
-    pub(super) path: Option<String>,
-    pub(super) client_auth: RawClientAuth,
-    #[serde(default)]
-    pub(super) timeout_ms: Option<u64>,
-    #[serde(default)]
-    pub(super) max_cache_seconds: Option<u64>,
-    #[serde(default)]
-    pub(super) negative_cache_seconds: Option<u64>,
-    #[serde(default)]
-    pub(super) signed_answers: bool,
-    #[serde(default)]
-    pub(super) introspect_jwts: bool,
-}
+use tef_config_raw::RawIntrospection;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Introspection {

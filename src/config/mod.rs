@@ -1,5 +1,6 @@
-//! Plugin configuration: serde types with `deny_unknown_fields`, then validation into `Config`,
-//! one file per section (`providers`, `sources` for `from`, `routes`, `forward`, `sts`; the
+//! Plugin configuration: the text parsed into the serde types of `crates/config-raw` (what
+//! operators write, `deny_unknown_fields`; a crate of its own, built size-optimised), then
+//! validated here into `Config`, one file per section (`providers`, `sources` for `from`, `routes`, `forward`, `sts`; the
 //! cache and the top-level scalars here). Every error names the field
 //! (`providers[1].jwks.cluster: ...`) so one log line tells the operator what to fix.
 
@@ -24,14 +25,9 @@ pub use signing::Signing;
 pub use sources::Source;
 pub use sts::Sts;
 
-use forward::RawForward;
-use providers::{jwks, RawProvider};
-use routes::RawRoute;
-use serde::Deserialize;
+use providers::jwks;
 use sha2::{Digest, Sha256};
-use signing::RawSigning;
-use sources::RawSource;
-use sts::RawSts;
+use tef_config_raw::RawConfig;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -49,44 +45,7 @@ pub(super) fn fail<T>(field: impl Into<String>, message: impl Into<String>) -> R
     Err(ConfigError { field: field.into(), message: message.into() })
 }
 
-// ---------- what operators write ----------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    providers: Vec<RawProvider>,
-    #[serde(default)]
-    from: Option<Vec<RawSource>>,
-    #[serde(default)]
-    routes: Vec<RawRoute>,
-    #[serde(default)]
-    forward: RawForward,
-    #[serde(default)]
-    cache: RawCache,
-    #[serde(default)]
-    realm: Option<String>,
-    #[serde(default)]
-    stat_prefix: Option<String>,
-    #[serde(default)]
-    max_token_bytes: Option<usize>,
-    #[serde(default)]
-    sts: Option<RawSts>,
-    #[serde(default)]
-    signing: Option<RawSigning>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawCache {
-    #[serde(default)]
-    max_entries: Option<u32>,
-    #[serde(default)]
-    max_ttl_seconds: Option<u64>,
-    #[serde(default)]
-    local_entries: Option<u32>,
-}
-
-// ---------- what the filter runs on ----------
+// ---------- what the filter runs on (what operators write: crates/config-raw) ----------
 
 pub struct Config {
     pub providers: Vec<Provider>,
@@ -144,7 +103,7 @@ pub const DEFAULT_LOCAL_ENTRIES: u32 = 1024;
 
 /// Parses and validates the plugin configuration.
 pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
-    let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| {
+    let raw: RawConfig = tef_config_raw::parse(bytes).map_err(|e| {
         let field = error_path::path_at(bytes, error_path::offset(bytes, e.line(), e.column()));
         ConfigError { field, message: e.to_string() }
     })?;

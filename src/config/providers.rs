@@ -1,62 +1,14 @@
 //! `providers[]`: trusted issuers, their audiences, algorithms, clock skew, token types and
 //! JWKS (inline, or remote with refresh, refetch and back-off settings).
 
-use super::introspection::{self, Introspection, RawIntrospection};
-use super::sender::{self, CertificateBinding, Dpop, RawCertificateBinding, RawDpop};
+use super::introspection::{self, Introspection};
+use super::sender::{self, CertificateBinding, Dpop};
 use super::{fail, ConfigError, DEFAULT_SKEW_S};
 use crate::jose::jwk::{self, KeySet};
 use crate::jose::Alg;
-use serde::Deserialize;
+use tef_config_raw::{RawJwks, RawProvider};
 use serde_json::Value;
 use std::rc::Rc;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawProvider {
-    pub(super) name: String,
-    pub(super) issuer: String,
-    pub(super) audiences: Vec<String>,
-    #[serde(default)]
-    pub(super) algorithms: Option<Vec<String>>,
-    #[serde(default)]
-    pub(super) jwks: Option<RawJwks>,
-    #[serde(default)]
-    pub(super) introspection: Option<RawIntrospection>,
-    #[serde(default)]
-    pub(super) discovery: Option<RawDiscovery>,
-    #[serde(default)]
-    pub(super) clock_skew_seconds: Option<u64>,
-    #[serde(default)]
-    pub(super) required_claims: Vec<String>,
-    #[serde(default)]
-    pub(super) token_types: Option<Vec<String>>,
-    #[serde(default)]
-    pub(super) nested: Option<RawNested>,
-    #[serde(default)]
-    pub(super) refuse_id_tokens: Option<bool>,
-    #[serde(default)]
-    pub(super) id_token_claims: Option<Vec<String>>,
-    #[serde(default)]
-    pub(super) client_ids: Vec<String>,
-    #[serde(default)]
-    pub(super) dpop: Option<RawDpop>,
-    #[serde(default)]
-    pub(super) certificate_binding: Option<RawCertificateBinding>,
-    #[serde(default)]
-    pub(super) txn_token: Option<RawTxnProvider>,
-}
-
-/// A provider of Transaction Tokens (a sidecar's inbound side).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawTxnProvider {
-    #[serde(default)]
-    pub(super) workloads: Vec<String>,
-    #[serde(default)]
-    pub(super) refuse_replay: bool,
-    #[serde(default)]
-    pub(super) replay_cache_entries: Option<u32>,
-}
 
 /// The provider's tokens are Txn-Tokens (draft-ietf-oauth-transaction-tokens-10 §4): `typ`
 /// `txntoken+jwt`, `txn` and `sub` required, `aud` the trust domain (`audiences`).
@@ -70,60 +22,8 @@ pub struct TxnProvider {
     pub replay_cache_entries: u32,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawNested {
-    pub(super) inner_providers: Vec<String>,
-    #[serde(default)]
-    pub(super) claim: Option<String>,
-    #[serde(default)]
-    pub(super) caller_header: Option<String>,
-}
-
-/// OpenID Connect Discovery: the provider's JWKS location from its metadata document.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawDiscovery {
-    pub(super) cluster: String,
-    #[serde(default)]
-    pub(super) authority: Option<String>,
-    #[serde(default)]
-    pub(super) path: Option<String>,
-    #[serde(default)]
-    pub(super) refresh_seconds: Option<u64>,
-    #[serde(default)]
-    pub(super) timeout_ms: Option<u64>,
-    #[serde(default)]
-    pub(super) min_refetch_seconds: Option<u64>,
-    #[serde(default)]
-    pub(super) retry_ms: Option<u64>,
-}
-
 /// Where OpenID Connect Discovery 1.0 §4 puts the metadata.
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawJwks {
-    #[serde(default)]
-    pub(super) inline: Option<Value>,
-    #[serde(default)]
-    pub(super) inline_string: Option<String>,
-    #[serde(default)]
-    pub(super) cluster: Option<String>,
-    #[serde(default)]
-    pub(super) authority: Option<String>,
-    #[serde(default)]
-    pub(super) path: Option<String>,
-    #[serde(default)]
-    pub(super) refresh_seconds: Option<u64>,
-    #[serde(default)]
-    pub(super) timeout_ms: Option<u64>,
-    #[serde(default)]
-    pub(super) min_refetch_seconds: Option<u64>,
-    #[serde(default)]
-    pub(super) retry_ms: Option<u64>,
-}
 
 pub struct Provider {
     pub name: String,

@@ -2,19 +2,8 @@
 //! claims before its credential is obtained: scopes (all of, any of) and claim values.
 
 use super::{fail, ConfigError};
-use serde::Deserialize;
-use serde_json::{Map, Value};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawRequire {
-    #[serde(default)]
-    pub(super) scopes_all: Vec<String>,
-    #[serde(default)]
-    pub(super) scopes_any: Vec<String>,
-    #[serde(default)]
-    pub(super) claims: Map<String, Value>,
-}
+use tef_config_raw::RawRequire;
+use serde_json::Value;
 
 /// What a route requires. Every part must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]

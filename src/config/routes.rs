@@ -3,66 +3,10 @@
 //! `mint`: a token the filter signs itself, or `embedded`: a token for this route's audience that
 //! the verified token carries).
 
-use super::require::{self, RawRequire, Require};
+use super::require::{self, Require};
 use super::{fail, ConfigError, Provider};
 use crate::sts::ExchangeSpec;
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(super) enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn into_vec(self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawExchange {
-    #[serde(default)]
-    pub(super) audience: Option<OneOrMany>,
-    #[serde(default)]
-    pub(super) resource: Option<OneOrMany>,
-    #[serde(default)]
-    pub(super) scopes: Vec<String>,
-    /// A Transaction Token for the call chain instead of an exchanged access token.
-    #[serde(default)]
-    pub(super) txn_token: bool,
-    #[serde(default)]
-    pub(super) authorization: Option<RawAuthorization>,
-    #[serde(default)]
-    pub(super) header: Option<String>,
-    #[serde(default)]
-    pub(super) max_lifetime_seconds: Option<u64>,
-}
-
-/// With `txn_token`: `"remove"`, `"forward"`, or `{"exchange": {…}}` (the client's token
-/// exchanged at the STS for the upstream, next to the Txn-Token).
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(super) enum RawAuthorization {
-    Mode(String),
-    Exchange { exchange: RawExchangeTarget },
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawExchangeTarget {
-    #[serde(default)]
-    pub(super) audience: Option<OneOrMany>,
-    #[serde(default)]
-    pub(super) resource: Option<OneOrMany>,
-    #[serde(default)]
-    pub(super) scopes: Vec<String>,
-}
+use tef_config_raw::{OneOrMany, RawAuthorization, RawRoute};
 
 /// An exchange target, checked: `f` names the field.
 fn exchange_spec(f: &str, audience: Option<OneOrMany>, resource: Option<OneOrMany>, scopes: Vec<String>) -> Result<ExchangeSpec, ConfigError> {
@@ -83,61 +27,6 @@ fn exchange_spec(f: &str, audience: Option<OneOrMany>, resource: Option<OneOrMan
     scopes.sort();
     scopes.dedup();
     Ok(ExchangeSpec { audiences, resources, scopes })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawMint {
-    pub(super) audience: String,
-    #[serde(default)]
-    pub(super) copy_claims: Vec<String>,
-    #[serde(default)]
-    pub(super) scopes: Vec<String>,
-    #[serde(default)]
-    pub(super) nest: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawEmbedded {
-    pub(super) claim: String,
-    pub(super) audience: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawRoute {
-    #[serde(rename = "match", default)]
-    pub(super) matcher: RawMatch,
-    #[serde(default)]
-    pub(super) allow_anonymous: bool,
-    #[serde(default)]
-    pub(super) providers: Option<Vec<String>>,
-    #[serde(default)]
-    pub(super) exchange: Option<RawExchange>,
-    #[serde(default)]
-    pub(super) mint: Option<RawMint>,
-    #[serde(default)]
-    pub(super) embedded: Option<RawEmbedded>,
-    #[serde(default)]
-    pub(super) require: Option<RawRequire>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawMatch {
-    #[serde(default)]
-    pub(super) path_prefix: Option<String>,
-    #[serde(default)]
-    pub(super) path_exact: Option<String>,
-    #[serde(default)]
-    pub(super) authority: Option<String>,
-    #[serde(default)]
-    pub(super) route_name: Option<String>,
-    #[serde(default)]
-    pub(super) cluster: Option<String>,
-    #[serde(default)]
-    pub(super) methods: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

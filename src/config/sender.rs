@@ -4,40 +4,7 @@
 
 use super::{fail, ConfigError};
 use crate::jose::Alg;
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawDpop {
-    #[serde(default)]
-    pub(super) required: Option<bool>,
-    #[serde(default)]
-    pub(super) max_age_seconds: Option<u64>,
-    #[serde(default)]
-    pub(super) clock_skew_seconds: Option<u64>,
-    #[serde(default)]
-    pub(super) algorithms: Option<Vec<String>>,
-    #[serde(default)]
-    pub(super) htu_origin: Option<String>,
-    #[serde(default)]
-    pub(super) replay_cache_entries: Option<u32>,
-    #[serde(default)]
-    pub(super) nonce: Option<RawNonce>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawNonce {
-    #[serde(default)]
-    pub(super) lifetime_seconds: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawCertificateBinding {
-    #[serde(default)]
-    pub(super) required: Option<bool>,
-}
+use tef_config_raw::{RawCertificateBinding, RawDpop};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dpop {

@@ -9,50 +9,8 @@
 use super::{fail, ConfigError};
 use crate::jose::Alg;
 use crate::signing::{self, SigningKey};
-use serde::Deserialize;
+use tef_config_raw::RawSigning;
 use serde_json::{Map, Value};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSigning {
-    pub(super) issuer: String,
-    #[serde(default)]
-    pub(super) ttl_seconds: Option<u64>,
-    #[serde(default)]
-    pub(super) jwks_path: Option<String>,
-    #[serde(default)]
-    pub(super) jwks_max_age_seconds: Option<u64>,
-    #[serde(default)]
-    pub(super) actor: Option<String>,
-    #[serde(default)]
-    pub(super) typ: Option<String>,
-    #[serde(default)]
-    pub(super) keys: Option<Vec<RawSigningKey>>,
-    // The flat form: one key.
-    #[serde(default)]
-    pub(super) kid: Option<String>,
-    #[serde(default)]
-    pub(super) alg: Option<String>,
-    #[serde(default)]
-    pub(super) private_jwk: Option<Value>,
-    #[serde(default)]
-    pub(super) private_jwk_env: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSigningKey {
-    pub(super) kid: String,
-    pub(super) alg: String,
-    #[serde(default)]
-    pub(super) private_jwk: Option<Value>,
-    #[serde(default)]
-    pub(super) private_jwk_env: Option<String>,
-    #[serde(default)]
-    pub(super) public_jwk: Option<Value>,
-    #[serde(default)]
-    pub(super) retired: bool,
-}
 
 pub struct Signing {
     pub issuer: String,

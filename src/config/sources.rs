@@ -1,20 +1,7 @@
 //! `from[]`: where the token is read (a header with a scheme prefix, a cookie, a query parameter).
 
 use super::{fail, header_name, ConfigError};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSource {
-    #[serde(default)]
-    pub(super) header: Option<String>,
-    #[serde(default)]
-    pub(super) prefix: Option<String>,
-    #[serde(default)]
-    pub(super) cookie: Option<String>,
-    #[serde(default)]
-    pub(super) query: Option<String>,
-}
+use tef_config_raw::RawSource;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {

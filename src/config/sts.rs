@@ -1,41 +1,9 @@
 //! `sts`: the RFC 8693 token endpoint, its client authentication, and the keys and issuer the
 //! issued tokens are checked against.
 
-use super::providers::RawJwks;
 use super::{fail, jwks, ConfigError, JwksSource};
 use crate::sts::{ClientAuth, TYPE_ACCESS_TOKEN, TYPE_JWT};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSts {
-    pub(super) cluster: String,
-    #[serde(default)]
-    pub(super) authority: Option<String>,
-    pub(super) path: String,
-    #[serde(default)]
-    pub(super) timeout_ms: Option<u64>,
-    pub(super) client_auth: RawClientAuth,
-    pub(super) issuer: String,
-    #[serde(default)]
-    pub(super) jwks: Option<RawJwks>,
-    #[serde(default)]
-    pub(super) requested_token_type: Option<String>,
-    #[serde(default)]
-    pub(super) subject_token_type: Option<String>,
-    #[serde(default)]
-    pub(super) expiry_margin_seconds: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawClientAuth {
-    pub(super) method: String,
-    #[serde(default)]
-    pub(super) client_id: Option<String>,
-    #[serde(default)]
-    pub(super) client_secret: Option<String>,
-}
+use tef_config_raw::{RawClientAuth, RawSts};
 
 pub struct Sts {
     pub cluster: String,

@@ -6,7 +6,7 @@ interleaved (A B C … A B C …); medians and ratios come from the same run.
 Usage: bench/run.sh [--duration S] [--rounds N] [--cold-tokens N] [--population N] [--only a,b]
                     [--baseline OTHER.wasm]
 Writes bench/out/results.json, and bench/RESULTS.md and bench/results.json for a full run (a run
-with --only writes bench/out/RESULTS.md instead). --baseline adds base_hot, base_exchange_hot, base_mint_cold and base_cold_<alg>:
+with --only writes bench/out/RESULTS.md instead). --baseline adds base_hot, base_hot_shared, base_exchange_hot, base_population, base_mint_cold and base_cold_<alg>:
 the same setups with another build of the filter (e.g. the last release), in the same run."""
 import argparse
 import datetime
@@ -205,7 +205,7 @@ def main():
     ap.add_argument("--cold-tokens", type=int, default=20000)
     ap.add_argument("--population", type=int, default=100000)
     ap.add_argument("--only", default="", help="comma-separated setup names")
-    ap.add_argument("--baseline", default="", help="another build's .wasm: adds base_hot, base_exchange_hot, base_mint_cold and base_cold_<alg>")
+    ap.add_argument("--baseline", default="", help="another build's .wasm: adds base_hot, base_hot_shared, base_exchange_hot, base_population, base_mint_cold and base_cold_<alg>")
     ap.add_argument("--dpop-proofs", type=int, default=200000, help="pre-made DPoP proofs per DPoP setup (each is sent once; 80 000 ran out at 6 400 req/s over 3 rounds of 5 s)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -297,6 +297,8 @@ def main():
         setups["base_hot"] = (bootstrap([wasm_filter(base, tef_conf(jwks), "tef")]), dict(token=hot))
         setups["base_exchange_hot"] = (bootstrap([wasm_filter(base, tef_conf(jwks, exchange=True), "tef")], [sts_cluster]), dict(token=hot))
         setups["base_mint_cold"] = (bootstrap([wasm_filter(base, tef_conf(jwks, cache=False, mint=True), "tef")]), dict(token_file=files["EdDSA"]))
+        setups["base_hot_shared"] = (bootstrap([wasm_filter(base, tef_conf(jwks, local_entries=0), "tef")]), dict(token=hot))
+        setups["base_population"] = (bootstrap([wasm_filter(base, tef_conf(jwks, max_entries=2 * args.population), "tef")]), dict(token_file=pop))
     for alg, f in files.items():
         setups[f"tef_cold_{alg}"] = (bootstrap([wasm_filter(TEF_WASM, tef_conf(jwks, cache=False), "tef")]), dict(token_file=f))
         setups[f"jwt_authn_cold_{alg}"] = (bootstrap([jwt_authn(jwks, False)]), dict(token_file=f))
@@ -319,7 +321,7 @@ def main():
         # Warm-up: exchange cached, population cached (one pass), JIT warm.
         for name, e in envoys.items():
             kw = load[name]
-            if name == "tef_population":
+            if name in ("tef_population", "base_population"):
                 print(f"warming the cache with {args.population} tokens…", flush=True)
                 passes = 0
                 while True:
@@ -330,6 +332,8 @@ def main():
             else:
                 wrk(port(name), 1, **kw)
         results = {n: [] for n in envoys}
+        # Counters at the start of the measured rounds: what the rounds themselves did.
+        warm = {n: e.stats() for n, e in envoys.items()}
         for rnd in range(args.rounds):
             for name, e in envoys.items():
                 t0 = e.cpu_ticks()
@@ -351,6 +355,7 @@ def main():
                                       if k in ("allowed", "cache_hit", "cache_miss", "exchange_cache_hit", "exchange_ok", "mint_ok", "mint_cache_hit",
                                               "introspection_ok", "introspection_cache_hit", "dpop_ok", "denied.dpop_replay",
                                               "certificate_bound", "txn_token_ok")}
+            summary[name]["stats_measured"] = {k: v - warm[name].get(k, 0) for k, v in summary[name]["stats"].items()}
     finally:
         for e in [*envoys.values(), *fronts.values()]:
             e.stop()
@@ -402,6 +407,8 @@ def write(summary: dict, args):
     ratios["tef_mint_cold / base_mint_cold, paired per round (CPU/req: this build vs --baseline)"] = per_round(
         lambda a, b: a["cpu_us_per_req"] / b["cpu_us_per_req"], "tef_mint_cold", "base_mint_cold")
     ratios["tef_hot added / base_hot added, paired per round (CPU over wasm_floor: this build vs --baseline)"] = per_round(cpu_over, "tef_hot", "base_hot", "wasm_floor")
+    ratios["tef_population / base_population, paired per round (CPU/req: this build vs --baseline)"] = per_round(
+        lambda a, b: a["cpu_us_per_req"] / b["cpu_us_per_req"], "tef_population", "base_population")
     ratios["tef_mint_hot / tef_hot, paired per round (rps, target ≥ 0.95)"] = per_round(lambda m, h: m["rps"] / h["rps"], "tef_mint_hot", "tef_hot")
     ratios["tef_mint_hot added / tef_hot added, paired per round (CPU over wasm_floor)"] = per_round(cpu_over, "tef_mint_hot", "tef_hot", "wasm_floor")
     floor = summary.get("wasm_floor")
@@ -431,7 +438,12 @@ def write(summary: dict, args):
         # CPU per request each adds over the floor: verify + sign, and verify alone.
         ratios["cold mint vs cold verify (EdDSA): CPU µs/req added over wasm_floor"] = (
             mc["cpu_us_per_req"] - floor["cpu_us_per_req"], vc["cpu_us_per_req"] - floor["cpu_us_per_req"])
-    for mine, base in (("tef_hot", "base_hot"), ("tef_exchange_hot", "base_exchange_hot")):
+    for name in ("tef_population", "base_population"):
+        st = (summary.get(name) or {}).get("stats_measured") or {}
+        if st.get("cache_hit", 0) + st.get("cache_miss", 0) > 0:
+            # Each miss is a full verification (and a new cache entry evicting another).
+            ratios[f"{name}: claims-cache misses per lookup in the measured rounds"] = st.get("cache_miss", 0) / (st.get("cache_hit", 0) + st.get("cache_miss", 0))
+    for mine, base in (("tef_hot", "base_hot"), ("tef_exchange_hot", "base_exchange_hot"), ("tef_population", "base_population"), ("tef_hot_shared", "base_hot_shared")):
         if floor and summary.get(mine) and summary.get(base):
             ratios[f"{mine} vs {base}: CPU µs/req added over wasm_floor"] = (
                 summary[mine]["cpu_us_per_req"] - floor["cpu_us_per_req"], summary[base]["cpu_us_per_req"] - floor["cpu_us_per_req"])

@@ -1,87 +1,193 @@
 //! A bounded cache in proxy-wasm shared data. The host has no TTL and no eviction, so the cache
-//! is a fixed table of `max_entries` slots: key `<prefix>/<slot>`, 2-way set-associative (each
-//! entry may live in one of two slots chosen by its hash). Memory is bounded by construction,
-//! lookups are O(1), expired entries are never returned, and a collision overwrites the entry
-//! that expires first.
+//! is a fixed table of buckets: key `<prefix>/<bucket>`, each value holding up to [`WAYS`]
+//! entries, and each hash may live in one of two buckets chosen by it (two choices of four-way
+//! buckets). Memory is bounded by construction (at most `max_entries` entries), a lookup reads one
+//! key, or two when its entry went to the second bucket; expired entries are never returned, and a
+//! new entry takes a free or expired place before it overwrites the live entry that expires first.
 //!
-//! Value layout (v1): `b"TEF1"` ‖ 16-byte key hash ‖ expiry ms (u64 BE) ‖ payload.
+//! Why buckets: with one entry per key and two keys per hash, a population half the size of
+//! `max_entries` lost ≈ 6 % of its live entries to collisions (each a re-verification, or a
+//! new exchange at the STS); two four-way buckets lose ≈ 0.1 % at the same memory (`sim` test
+//! below, and bench/README.md).
+//!
+//! Value layout (v2): `b"TEF2"` then per entry: 16-byte key hash ‖ expiry ms (u64 BE) ‖ payload
+//! length (u32 BE) ‖ payload. Anything else (another build's layout, corruption) reads as an
+//! empty bucket.
 
-use crate::host::Host;
+use crate::host::{Host, SetError};
 
-const MAGIC: &[u8; 4] = b"TEF1";
-const HEADER: usize = 4 + 16 + 8;
+const MAGIC: &[u8; 4] = b"TEF2";
+const ENTRY_HEADER: usize = 16 + 8 + 4;
+/// Entries per bucket (fewer when `max_entries` is smaller).
+pub const WAYS: u32 = 4;
+/// Attempts at a compare-and-swap write before giving up (another worker writing the bucket).
+const ATTEMPTS: usize = 3;
+
+/// One cache entry as stored in a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// The first 16 bytes of the key hash.
+    pub hash: &'a [u8],
+    pub expiry_ms: u64,
+    pub payload: &'a [u8],
+}
 
 pub struct SlotCache {
     prefix: String,
-    slots: u32,
+    buckets: u32,
+    ways: usize,
 }
 
-/// A decoded entry; `None` for anything that is not a v1 entry.
-pub fn decode(bytes: &[u8]) -> Option<(&[u8], u64, &[u8])> {
-    if bytes.len() < HEADER || &bytes[..4] != MAGIC {
-        return None;
+/// A bucket's entries; `None` for anything that is not a v2 bucket.
+pub fn decode(bytes: &[u8]) -> Option<Vec<Entry<'_>>> {
+    let mut rest = bytes.strip_prefix(MAGIC.as_slice())?;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        if rest.len() < ENTRY_HEADER {
+            return None;
+        }
+        let mut exp = [0u8; 8];
+        exp.copy_from_slice(&rest[16..24]);
+        let len = u32::from_be_bytes([rest[24], rest[25], rest[26], rest[27]]) as usize;
+        let payload = rest.get(ENTRY_HEADER..ENTRY_HEADER.checked_add(len)?)?;
+        out.push(Entry { hash: &rest[..16], expiry_ms: u64::from_be_bytes(exp), payload });
+        rest = &rest[ENTRY_HEADER + len..];
     }
-    let hash = &bytes[4..20];
-    let mut exp = [0u8; 8];
-    exp.copy_from_slice(&bytes[20..28]);
-    Some((hash, u64::from_be_bytes(exp), &bytes[HEADER..]))
+    Some(out)
 }
 
-pub fn encode(hash: &[u8; 32], expiry_ms: u64, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(HEADER + payload.len());
+/// A bucket value holding `entries`.
+pub fn encode(entries: &[Entry<'_>]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(MAGIC.len() + entries.iter().map(|e| ENTRY_HEADER + e.payload.len()).sum::<usize>());
     v.extend_from_slice(MAGIC);
-    v.extend_from_slice(&hash[..16]);
-    v.extend_from_slice(&expiry_ms.to_be_bytes());
-    v.extend_from_slice(payload);
+    for e in entries {
+        v.extend_from_slice(&e.hash[..16]);
+        v.extend_from_slice(&e.expiry_ms.to_be_bytes());
+        v.extend_from_slice(&(e.payload.len() as u32).to_be_bytes());
+        v.extend_from_slice(e.payload);
+    }
     v
 }
 
+/// One bucket as read: its entries and the CAS token to write it back with (`None`: the key was
+/// never written).
+struct Read {
+    bytes: Vec<u8>,
+    cas: Option<u32>,
+}
+
+impl Read {
+    fn entries(&self) -> Vec<Entry<'_>> {
+        decode(&self.bytes).unwrap_or_default()
+    }
+}
+
+/// Where a new entry goes in the buckets read: (bucket index, entry index to replace, or `None`
+/// to add). The hash's own entry first, then a free or expired place (first bucket first), then
+/// the live entry that expires first.
+fn place(reads: &[Read], hash: &[u8], ways: usize, now_ms: u64) -> (usize, Option<usize>) {
+    let mut best: Option<((u8, u64), usize, Option<usize>)> = None;
+    for (b, r) in reads.iter().enumerate() {
+        let entries = r.entries();
+        if let Some(i) = entries.iter().position(|e| e.hash == hash) {
+            return (b, Some(i));
+        }
+        let mut consider = |rank: (u8, u64), at: Option<usize>| {
+            if best.is_none_or(|(r, _, _)| rank < r) {
+                best = Some((rank, b, at));
+            }
+        };
+        if let Some(i) = entries.iter().position(|e| e.expiry_ms <= now_ms) {
+            consider((0, 0), Some(i));
+        } else if entries.len() < ways {
+            consider((0, 0), None);
+        } else if let Some((i, e)) = entries.iter().enumerate().min_by_key(|(_, e)| e.expiry_ms) {
+            consider((1, e.expiry_ms), Some(i));
+        }
+    }
+    best.map(|(_, b, at)| (b, at)).unwrap_or((0, None))
+}
+
+/// Bucket `r` with `new` placed at `at` (replacing that entry) or added, expired entries dropped
+/// and at most `ways` entries kept.
+fn with_entry(r: &Read, at: Option<usize>, new: Entry<'_>, ways: usize, now_ms: u64) -> Vec<u8> {
+    let mut entries = r.entries();
+    match at {
+        Some(i) if i < entries.len() => entries[i] = new,
+        _ => entries.push(new),
+    }
+    entries.retain(|e| e.expiry_ms > now_ms || e.hash == new.hash);
+    // More than `ways` only in a bucket another configuration wrote: keep the new entry.
+    while entries.len() > ways {
+        let Some(i) = entries.iter().position(|e| e.hash != new.hash) else { break };
+        entries.remove(i);
+    }
+    encode(&entries)
+}
+
 impl SlotCache {
-    pub fn new(prefix: &str, slots: u32) -> Self {
-        SlotCache { prefix: prefix.to_owned(), slots: slots.max(1) }
+    /// At most `max_entries` entries (rounded down to a multiple of the bucket size).
+    pub fn new(prefix: &str, max_entries: u32) -> Self {
+        let max_entries = max_entries.max(1);
+        let ways = WAYS.min(max_entries);
+        SlotCache { prefix: prefix.to_owned(), buckets: max_entries / ways, ways: ways as usize }
     }
 
-    fn slot_keys(&self, hash: &[u8; 32]) -> [String; 2] {
-        let a = u32::from_be_bytes([hash[16], hash[17], hash[18], hash[19]]) % self.slots;
-        let b = u32::from_be_bytes([hash[20], hash[21], hash[22], hash[23]]) % self.slots;
-        [format!("{}/{}", self.prefix, a), format!("{}/{}", self.prefix, b)]
+    /// How many entries the cache holds at most.
+    pub fn capacity(&self) -> u32 {
+        self.buckets * self.ways as u32
+    }
+
+    /// The hash's bucket keys: one, or two different ones.
+    fn bucket_keys(&self, hash: &[u8; 32]) -> Vec<String> {
+        let a = u32::from_be_bytes([hash[16], hash[17], hash[18], hash[19]]) % self.buckets;
+        let b = u32::from_be_bytes([hash[20], hash[21], hash[22], hash[23]]) % self.buckets;
+        let key = |i: u32| format!("{}/{}", self.prefix, i);
+        if a == b {
+            vec![key(a)]
+        } else {
+            vec![key(a), key(b)]
+        }
+    }
+
+    fn read(host: &dyn Host, keys: &[String]) -> Vec<Read> {
+        keys.iter()
+            .map(|k| match host.shared_get(k) {
+                Some((bytes, cas)) => Read { bytes, cas: Some(cas) },
+                None => Read { bytes: Vec::new(), cas: None },
+            })
+            .collect()
     }
 
     /// The payload stored for `hash` and its expiry, if present and not expired at `now_ms`.
     pub fn get(&self, host: &dyn Host, hash: &[u8; 32], now_ms: u64) -> Option<(Vec<u8>, u64)> {
-        let keys = self.slot_keys(hash);
-        let n = if keys[0] == keys[1] { 1 } else { 2 };
-        for key in &keys[..n] {
-            if let Some((bytes, _)) = host.shared_get(key) {
-                if let Some((h, exp, payload)) = decode(&bytes) {
-                    if h == &hash[..16] && now_ms < exp {
-                        return Some((payload.to_vec(), exp));
-                    }
+        for key in self.bucket_keys(hash) {
+            if let Some((bytes, _)) = host.shared_get(&key) {
+                let live = decode(&bytes).and_then(|es| es.into_iter().find(|e| e.hash == &hash[..16] && now_ms < e.expiry_ms));
+                if let Some(e) = live {
+                    return Some((e.payload.to_vec(), e.expiry_ms));
                 }
             }
         }
         None
     }
 
-    /// Stores `payload` for `hash` until `expiry_ms`, in the slot that is free, expired, already
-    /// holds this hash, or otherwise expires first.
+    /// Stores `payload` for `hash` until `expiry_ms`: in place of its own entry, else in a free or
+    /// expired place, else over the live entry that expires first. The write is a compare-and-swap
+    /// on the bucket read, retried a few times: a bucket two workers write at once loses neither
+    /// entry (a write to a missing key cannot be compared, so there the last writer wins: a lost
+    /// race costs a later miss).
     pub fn put(&self, host: &dyn Host, hash: &[u8; 32], expiry_ms: u64, payload: &[u8], now_ms: u64) {
-        let keys = self.slot_keys(hash);
-        let mut best: Option<(u8, u64, &String)> = None; // (rank: 0 same/free/expired, 1 live), expiry, key
-        for key in if keys[0] == keys[1] { &keys[..1] } else { &keys[..] } {
-            let (rank, exp) = match host.shared_get(key).as_ref().and_then(|(b, _)| decode(b).map(|(h, e, _)| (h == &hash[..16], e))) {
-                None => (0, 0),
-                Some((true, _)) => (0, 0),
-                Some((false, e)) if e <= now_ms => (0, 0),
-                Some((false, e)) => (1, e),
-            };
-            if best.is_none_or(|(r, e, _)| (rank, exp) < (r, e)) {
-                best = Some((rank, exp, key));
+        let keys = self.bucket_keys(hash);
+        let new = Entry { hash: &hash[..16], expiry_ms, payload };
+        for _attempt in 0..ATTEMPTS {
+            let reads = Self::read(host, &keys);
+            let (b, at) = place(&reads, &hash[..16], self.ways, now_ms);
+            let value = with_entry(&reads[b], at, new, self.ways, now_ms);
+            match host.shared_set(&keys[b], &value, reads[b].cas) {
+                Err(SetError::CasMismatch) => continue,
+                _ => return,
             }
-        }
-        if let Some((_, _, key)) = best {
-            // Last writer wins; a lost race only costs a later miss.
-            let _ = host.shared_set(key, &encode(hash, expiry_ms, payload), None);
         }
     }
 }
@@ -97,54 +203,42 @@ pub enum Claim {
 
 impl SlotCache {
     /// Records `hash` until `expiry_ms` unless a live entry for it exists: a replay check
-    /// across workers. The write is a compare-and-swap on the slot it read; a slot that was
+    /// across workers. The write is a compare-and-swap on the bucket it read; a bucket that was
     /// missing is read back for `tag` (unique to this caller), so of two workers recording the
     /// same hash at once exactly one gets `New` (the host lets two writes to a missing key both
-    /// succeed; the read-back sees the later one). A collision overwrites the entry that expires first: size
-    /// the cache for the live entries (`replay_cache_entries`).
+    /// succeed; the read-back sees the later one). When both buckets are full of live entries,
+    /// the one that expires first is overwritten: size the cache for the live entries
+    /// (`replay_cache_entries`).
     pub fn claim(&self, host: &dyn Host, hash: &[u8; 32], expiry_ms: u64, now_ms: u64, tag: u64) -> Claim {
-        let keys = self.slot_keys(hash);
-        let n = if keys[0] == keys[1] { 1 } else { 2 };
-        for _attempt in 0..3 {
-            let mut best: Option<((u8, u64), usize, Option<u32>)> = None;
-            for (i, key) in keys[..n].iter().enumerate() {
-                let got = host.shared_get(key);
-                let (rank, cas) = match &got {
-                    None => ((0, 0), None),
-                    Some((b, cas)) => match decode(b) {
-                        Some((h, e, _)) if h == &hash[..16] && now_ms < e => return Claim::Seen,
-                        Some((_, e, _)) if e > now_ms => ((1, e), Some(*cas)),
-                        _ => ((0, 0), Some(*cas)),
-                    },
-                };
-                if best.is_none_or(|(r, _, _)| rank < r) {
-                    best = Some((rank, i, cas));
-                }
+        let keys = self.bucket_keys(hash);
+        let tag = tag.to_be_bytes();
+        let new = Entry { hash: &hash[..16], expiry_ms, payload: &tag };
+        for _attempt in 0..ATTEMPTS {
+            let reads = Self::read(host, &keys);
+            if reads.iter().any(|r| r.entries().iter().any(|e| e.hash == &hash[..16] && now_ms < e.expiry_ms)) {
+                return Claim::Seen;
             }
-            let Some((_, i, cas)) = best else { return Claim::New };
-            let value = encode(hash, expiry_ms, &tag.to_be_bytes());
-            match host.shared_set(&keys[i], &value, cas) {
-                // A compare-and-swap on the version read: nobody wrote the slot in between.
-                Ok(()) if cas.is_some() => return Claim::New,
+            let (b, at) = place(&reads, &hash[..16], self.ways, now_ms);
+            let value = with_entry(&reads[b], at, new, self.ways, now_ms);
+            match host.shared_set(&keys[b], &value, reads[b].cas) {
+                // A compare-and-swap on the version read: nobody wrote the bucket in between.
+                Ok(()) if reads[b].cas.is_some() => return Claim::New,
                 // A write to a missing key always succeeds, also a second one at once: read back.
                 Ok(()) => {
-                    return match host.shared_get(&keys[i]) {
-                        Some((b, _)) if b == value => Claim::New,
-                        // Somebody wrote the slot right after: the same hash means the same
-                        // proof twice; another hash took the slot (our record is lost, but
-                        // this request was the first to present it).
-                        Some((b, _)) => match decode(&b) {
-                            Some((h, _, _)) if h == &hash[..16] => Claim::Seen,
-                            _ => Claim::New,
-                        },
-                        None => Claim::New,
-                    };
+                    let back = Self::read(host, &keys[b..=b]);
+                    match back[0].entries().iter().find(|e| e.hash == &hash[..16]) {
+                        Some(e) if e.payload == tag => return Claim::New,
+                        // Another caller recorded the same hash right after: the same proof twice.
+                        Some(_) => return Claim::Seen,
+                        // Somebody wrote the bucket without it: record it again.
+                        None => continue,
+                    }
                 }
-                Err(crate::host::SetError::CasMismatch) => continue,
-                Err(crate::host::SetError::Other) => return Claim::New,
+                Err(SetError::CasMismatch) => continue,
+                Err(SetError::Other) => return Claim::New,
             }
         }
-        // Three lost races on two slots: someone is writing this hash's slots right now.
+        // Three lost races on two buckets: someone is writing this hash's buckets right now.
         Claim::Seen
     }
 }
@@ -152,11 +246,209 @@ impl SlotCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Metric;
     use crate::testing::FakeHost;
+    use std::cell::Cell;
     use sha2::{Digest, Sha256};
 
     fn h(i: u32) -> [u8; 32] {
         Sha256::digest(i.to_be_bytes()).into()
+    }
+
+    /// Entries in every bucket of the fake host's shared data.
+    fn entries_held(host: &FakeHost) -> usize {
+        host.shared_values().iter().map(|v| decode(v).map_or(0, |e| e.len())).sum()
+    }
+
+    #[test]
+    fn a_population_half_the_size_keeps_its_entries() {
+        // Round-robin over `n` live tokens in a cache of 2n (the sizing bench/ and the README
+        // give): the cache's worst case, as each overwritten entry is the next one needed.
+        // One entry per key with two keys per hash missed 6 % of lookups here; the buckets miss
+        // well under 1 %.
+        let (n, passes) = (4_000u32, 4);
+        let host = FakeHost::new(0);
+        let c = SlotCache::new("p", 2 * n);
+        let (mut misses, mut reads_before) = (0, host.reads.get());
+        let mut t = 1_000u64;
+        for pass in 0..passes {
+            if pass == 1 {
+                reads_before = host.reads.get();
+            }
+            for i in 0..n {
+                t += 1;
+                if c.get(&host, &h(i), t).is_none() {
+                    misses += (pass > 0) as u32;
+                    let before = host.reads.get();
+                    c.put(&host, &h(i), t + 3_600_000, b"claims", t);
+                    reads_before += host.reads.get() - before;
+                }
+            }
+        }
+        let lookups = n * (passes - 1);
+        assert!(misses * 200 < lookups, "{misses} misses in {lookups} lookups");
+        let per_lookup = (host.reads.get() - reads_before) as f64 / lookups as f64;
+        assert!(per_lookup < 1.4, "{per_lookup} shared-data reads per lookup");
+        assert!(entries_held(&host) <= c.capacity() as usize);
+    }
+
+    #[test]
+    fn one_entry_per_hash_and_small_caches_stay_bounded() {
+        let host = FakeHost::new(0);
+        let c = SlotCache::new("o", 8);
+        for round in 0..3u64 {
+            c.put(&host, &h(1), 10_000 + round, b"v", 0);
+        }
+        assert_eq!(entries_held(&host), 1, "a put replaces the hash's own entry");
+        assert_eq!(c.get(&host, &h(1), 5), Some((b"v".to_vec(), 10_002)));
+        for max in [1u32, 2, 3, 5, 7] {
+            let host = FakeHost::new(0);
+            let c = SlotCache::new("s", max);
+            for i in 0..100 {
+                c.put(&host, &h(i), 1_000 + i as u64, b"x", 0);
+            }
+            assert!(entries_held(&host) <= max as usize, "max {max}: {}", entries_held(&host));
+            assert!(c.get(&host, &h(99), 0).is_some(), "max {max}: the newest entry is kept");
+        }
+    }
+
+    #[test]
+    fn expired_entries_make_room_first() {
+        let host = FakeHost::new(0);
+        // One bucket of four.
+        let c = SlotCache::new("e", 4);
+        for i in 0..4 {
+            c.put(&host, &h(i), if i == 2 { 50 } else { 1_000 }, b"x", 0);
+        }
+        c.put(&host, &h(9), 1_000, b"y", 100);
+        assert!(c.get(&host, &h(2), 10).is_none(), "the expired entry made room");
+        for i in [0, 1, 3, 9] {
+            assert!(c.get(&host, &h(i), 100).is_some(), "{i} kept");
+        }
+        // Full of live entries: the one expiring first goes.
+        c.put(&host, &h(10), 2_000, b"z", 100);
+        c.put(&host, &h(11), 990, b"z", 100);
+        assert!(c.get(&host, &h(11), 100).is_some());
+        assert_eq!(entries_held(&host), 4);
+    }
+
+    #[test]
+    fn bucket_values_are_checked() {
+        let e = [Entry { hash: &[1u8; 16], expiry_ms: 7, payload: b"abc" }, Entry { hash: &[2u8; 16], expiry_ms: 8, payload: b"" }];
+        let v = encode(&e);
+        assert_eq!(decode(&v).as_deref(), Some(&e[..]));
+        for cut in 0..v.len() {
+            if cut != 4 && cut != v.len() - ENTRY_HEADER {
+                assert!(decode(&v[..cut]).is_none(), "truncated at {cut}");
+            }
+        }
+        let mut long = v.clone();
+        long[4 + 24..4 + 28].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(decode(&long).is_none(), "a length past the end");
+        assert!(decode(b"TEF1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").is_none(), "the older layout is a miss");
+    }
+
+    #[test]
+    fn a_bucket_written_under_more_ways_is_cut_to_size() {
+        let host = FakeHost::new(0);
+        let c = SlotCache::new("w", 2); // one bucket of two
+        let hs: Vec<[u8; 32]> = (0..6).map(h).collect();
+        let many: Vec<Entry> = hs.iter().map(|x| Entry { hash: &x[..16], expiry_ms: 1_000, payload: b"o" }).collect();
+        host.shared_set("w/0", &encode(&many), None).unwrap();
+        c.put(&host, &h(50), 1_000, b"n", 0);
+        assert_eq!(entries_held(&host), 2);
+        assert!(c.get(&host, &h(50), 0).is_some());
+    }
+
+    /// A host on which another worker writes a bucket right before each of the first `races`
+    /// writes this worker makes (between its read and its write).
+    struct Racing<'a> {
+        inner: &'a FakeHost,
+        races: Cell<u32>,
+        other: [u8; 32],
+    }
+
+    impl Host for Racing<'_> {
+        fn now_ms(&self) -> u64 {
+            self.inner.now_ms()
+        }
+        fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+            self.inner.shared_get(key)
+        }
+        fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+            if self.races.get() > 0 {
+                self.races.set(self.races.get() - 1);
+                let (old, c) = self.inner.shared_get(key).unwrap_or_default();
+                let mut es = decode(&old).unwrap_or_default();
+                es.retain(|e| e.hash != &self.other[..16]);
+                es.push(Entry { hash: &self.other[..16], expiry_ms: 1_000, payload: b"other" });
+                self.inner.shared_set(key, &encode(&es), Some(c)).unwrap();
+            }
+            self.inner.shared_set(key, value, cas)
+        }
+        fn count(&self, m: Metric) {
+            self.inner.count(m)
+        }
+        fn observe(&self, h: crate::metrics::Histogram, v: u64) {
+            self.inner.observe(h, v)
+        }
+    }
+
+    #[test]
+    fn concurrent_writes_to_one_bucket_lose_no_entry() {
+        // The other worker's write between this put's read and its write fails the put's
+        // compare-and-swap; the put reads again, so both entries are kept.
+        let fake = FakeHost::new(0);
+        let c = SlotCache::new("r", 4);
+        c.put(&fake, &h(1), 1_000, b"a", 0);
+        let racing = Racing { inner: &fake, races: Cell::new(1), other: h(2) };
+        c.put(&racing, &h(3), 1_000, b"c", 0);
+        for i in 1..=3 {
+            assert!(c.get(&fake, &h(i), 0).is_some(), "{i}");
+        }
+        // A claim likewise: recorded once, next to the other worker's entry.
+        let racing = Racing { inner: &fake, races: Cell::new(1), other: h(4) };
+        assert_eq!(c.claim(&racing, &h(5), 1_000, 0, 1), Claim::New);
+        assert_eq!(c.claim(&fake, &h(5), 1_000, 0, 2), Claim::Seen);
+        assert!(c.get(&fake, &h(4), 0).is_some());
+        // Racing on every attempt: the claim gives up as seen (fail closed), the put gives up.
+        let racing = Racing { inner: &fake, races: Cell::new(10), other: h(6) };
+        assert_eq!(c.claim(&racing, &h(7), 1_000, 0, 3), Claim::Seen);
+    }
+
+    #[test]
+    fn claims_on_a_missing_bucket_race_to_exactly_one_new() {
+        // Two workers record the same hash in a bucket nobody wrote yet: both writes succeed
+        // (no CAS on a missing key), the read-back decides.
+        let fake = FakeHost::new(0);
+        let c = SlotCache::new("m", 4);
+        struct Second<'a>(&'a FakeHost, Cell<bool>);
+        impl Host for Second<'_> {
+            fn now_ms(&self) -> u64 {
+                0
+            }
+            fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+                self.0.shared_get(key)
+            }
+            fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+                let r = self.0.shared_set(key, value, cas);
+                if !self.1.replace(true) {
+                    // The other worker read the bucket missing too and writes now, after us.
+                    let other = encode(&[Entry { hash: &h(8)[..16], expiry_ms: 1_000, payload: &9u64.to_be_bytes() }]);
+                    self.0.shared_set(key, &other, None).unwrap();
+                }
+                r
+            }
+            fn count(&self, m: Metric) {
+                self.0.count(m)
+            }
+            fn observe(&self, h: crate::metrics::Histogram, v: u64) {
+                self.0.observe(h, v)
+            }
+        }
+        let second = Second(&fake, Cell::new(false));
+        assert_eq!(c.claim(&second, &h(8), 1_000, 0, 1), Claim::Seen, "the later write (tag 9) holds the bucket");
+        assert_eq!(c.claim(&fake, &h(8), 1_000, 0, 2), Claim::Seen);
     }
 
     #[test]
@@ -176,7 +468,8 @@ mod tests {
         for i in 0..10_000 {
             c.put(&host, &h(i), 1_000_000 + i as u64, b"x", 0);
         }
-        assert!(host.shared_len() <= 64, "{} keys", host.shared_len());
+        assert!(host.shared_len() <= 64 / WAYS as usize, "{} keys", host.shared_len());
+        assert!(entries_held(&host) <= 64, "{} entries", entries_held(&host));
         // The most recent entries are (mostly) present; none is ever confused with another.
         let mut hits = 0;
         for i in 9_990..10_000 {

@@ -28,6 +28,10 @@ impl FakeHost {
     pub fn shared_bytes(&self) -> usize {
         self.shared.borrow().iter().map(|(k, (v, _))| k.len() + v.len()).sum()
     }
+    /// Every shared-data value, in key order.
+    pub fn shared_values(&self) -> Vec<Vec<u8>> {
+        self.shared.borrow().values().map(|(v, _)| v.clone()).collect()
+    }
     pub fn counter(&self, m: Metric) -> u64 {
         self.counters.borrow().get(&m).copied().unwrap_or(0)
     }

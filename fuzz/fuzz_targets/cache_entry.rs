@@ -7,6 +7,16 @@ use tef_core::{filter, route::RouteInput, testing::FakeHost, NOW_MS};
 
 fuzz_target!(|data: &[u8]| {
     let _ = tef_core::cache::decode(data);
+    // Puts and claims over a bucket holding these bytes: no panic, the bound kept.
+    let c = tef_core::cache::SlotCache::new("f", 4);
+    let h = FakeHost::new(NOW_MS);
+    let _ = h.shared_set("f/0", data, None);
+    let key = [data.first().copied().unwrap_or(0); 32];
+    let _ = c.get(&h, &key, NOW_MS);
+    c.put(&h, &key, NOW_MS + 1_000, data, NOW_MS);
+    let _ = c.claim(&h, &[1; 32], NOW_MS + 1_000, NOW_MS, 7);
+    let held: usize = h.shared_values().iter().map(|v| tef_core::cache::decode(v).map_or(0, |e| e.len())).sum();
+    assert!(held <= 4);
     let _ = tef_core::flow::decode_entry(data);
     let _ = tef_core::keys::decode_record(data);
     // The same bytes in every slot a request reads.

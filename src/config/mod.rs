@@ -128,7 +128,7 @@ pub fn summary(c: &Config) -> String {
     let intro = c.providers.iter().filter(|p| p.introspection.is_some()).count();
     let kinds = |f: fn(&Route) -> bool| c.routes.iter().filter(|r| f(r)).count();
     format!(
-        "{} providers ({} remote JWKS, {} by discovery, {} introspecting), {} routes ({} exchange, {} mint, {} embedded, {} with require), sts {}, signing {}, cache {} slots / {} s, stat_prefix {}",
+        "{} providers ({} remote JWKS, {} by discovery, {} introspecting), {} routes ({} exchange, {} mint, {} embedded, {} with require), sts {}, signing {}, cache {} entries / {} s, stat_prefix {}",
         c.providers.len(),
         remote,
         discovery,

@@ -82,10 +82,10 @@ fn main() {
         cnf: None,
     };
     let hash = [7u8; 32];
-    let entry = cache::encode(&hash, v.exp_ms, &flow::encode_entry(&v));
+    let entry = cache::encode(&[cache::Entry { hash: &hash[..16], expiry_ms: v.exp_ms, payload: &flow::encode_entry(&v) }]);
     let cl = best(it, || assert!(config::parse(conf.as_bytes()).is_ok()));
     let jw = best(it, || assert!(jose::jwk::parse_jwks(jwks.as_bytes()).is_ok()));
-    let en = best(it * 10, || assert!(!cache::encode(&hash, v.exp_ms, &flow::encode_entry(&v)).is_empty()));
-    let de = best(it * 10, || assert!(cache::decode(&entry).and_then(|(_, _, p)| flow::decode_entry(p)).is_some()));
+    let en = best(it * 10, || assert!(!cache::encode(&[cache::Entry { hash: &hash[..16], expiry_ms: v.exp_ms, payload: &flow::encode_entry(&v) }]).is_empty()));
+    let de = best(it * 10, || assert!(cache::decode(&entry).and_then(|es| flow::decode_entry(es.first()?.payload)).is_some()));
     println!("config load {cl:.1}µs, JWKS parse (3 keys) {jw:.1}µs, cache entry encode {en:.2}µs, decode {de:.2}µs ({} bytes)", entry.len());
 }

@@ -18,7 +18,6 @@ use crate::local::LocalCache;
 use crate::metrics::{Deny, Metric};
 use crate::sts;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use std::rc::Rc;
 
 /// A verified subject token: what the filter keeps of it (also the claims-cache payload).
@@ -99,11 +98,12 @@ impl Authenticator {
     }
 
     fn cache_key(&self, token: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(self.cfg.fingerprint);
+        // Keyed with the configuration's fingerprint: entries made under another configuration
+        // never match. BLAKE3, not SHA-256: every shared-data lookup hashes the whole token.
+        let mut h = blake3::Hasher::new_keyed(&self.cfg.fingerprint);
         // The entry layout's version: a new build never reads an older build's entries.
         h.update(ENTRY_VERSION);
-        h.update([0u8]);
+        h.update(&[0u8]);
         h.update(token.as_bytes());
         h.finalize().into()
     }
@@ -342,7 +342,7 @@ impl Authenticator {
 }
 
 /// Hashed into every cache key: bump it when an entry's layout changes.
-pub const ENTRY_VERSION: &[u8] = b"entry-v5";
+pub const ENTRY_VERSION: &[u8] = b"entry-v6";
 
 /// Claims-cache payload: provider, key fingerprint, the inner key of a nested token (flag, then
 /// provider and fingerprint), subject `exp` (ms), scopes, the carried

@@ -17,7 +17,6 @@ use crate::jose::{jws, verify};
 use crate::keys::{KeyState, Want};
 use crate::local::LocalCache;
 use crate::singleflight::Key;
-use sha2::{Digest, Sha256};
 
 /// Which credential a cache key is for (keys of different kinds never collide).
 #[derive(Clone, Copy)]
@@ -30,16 +29,15 @@ pub enum Kind {
 /// The cache key of a credential made from `token`: the configuration's fingerprint, the entry
 /// layout's version, the kind, the token, then `parts` (lists of strings, unambiguously framed).
 pub fn cache_key(cfg: &Config, kind: Kind, token: &str, parts: &[&[String]]) -> Key {
-    let mut h = Sha256::new();
-    h.update(cfg.fingerprint);
+    let mut h = blake3::Hasher::new_keyed(&cfg.fingerprint);
     h.update(crate::authenticate::ENTRY_VERSION);
-    h.update([kind as u8]);
+    h.update(&[kind as u8]);
     h.update(token.as_bytes());
     for list in parts {
-        h.update([0u8]);
+        h.update(&[0u8]);
         for v in list.iter() {
             h.update(v.as_bytes());
-            h.update([0xffu8]);
+            h.update(&[0xffu8]);
         }
     }
     h.finalize().into()

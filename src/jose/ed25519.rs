@@ -14,7 +14,7 @@ use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::BasepointTable;
-use sha2::{Digest, Sha512};
+use sha2_11::{Digest, Sha512};
 use std::sync::OnceLock;
 
 /// B's radix-16 table, built once per VM rather than linked in (dalek's constant copy is 30 KiB of

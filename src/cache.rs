@@ -15,6 +15,7 @@
 //! empty bucket.
 
 use crate::host::{Host, SetError};
+use crate::metrics::Metric;
 
 const MAGIC: &[u8; 4] = b"TEF2";
 const ENTRY_HEADER: usize = 16 + 8 + 4;
@@ -36,6 +37,8 @@ pub struct SlotCache {
     prefix: String,
     buckets: u32,
     ways: usize,
+    /// Counted each time a live entry is overwritten to make room.
+    evicted: Metric,
 }
 
 /// A bucket's entries; `None` for anything that is not a v2 bucket.
@@ -83,14 +86,14 @@ impl Read {
 }
 
 /// Where a new entry goes in the buckets read: (bucket index, entry index to replace, or `None`
-/// to add). The hash's own entry first, then a free or expired place (first bucket first), then
-/// the live entry that expires first.
-fn place(reads: &[Read], hash: &[u8], ways: usize, now_ms: u64) -> (usize, Option<usize>) {
+/// to add, whether that overwrites another hash's live entry). The hash's own entry first, then
+/// a free or expired place (first bucket first), then the live entry that expires first.
+fn place(reads: &[Read], hash: &[u8], ways: usize, now_ms: u64) -> (usize, Option<usize>, bool) {
     let mut best: Option<((u8, u64), usize, Option<usize>)> = None;
     for (b, r) in reads.iter().enumerate() {
         let entries = r.entries();
         if let Some(i) = entries.iter().position(|e| e.hash == hash) {
-            return (b, Some(i));
+            return (b, Some(i), false);
         }
         let mut consider = |rank: (u8, u64), at: Option<usize>| {
             if best.is_none_or(|(r, _, _)| rank < r) {
@@ -105,7 +108,7 @@ fn place(reads: &[Read], hash: &[u8], ways: usize, now_ms: u64) -> (usize, Optio
             consider((1, e.expiry_ms), Some(i));
         }
     }
-    best.map(|(_, b, at)| (b, at)).unwrap_or((0, None))
+    best.map(|((rank, _), b, at)| (b, at, rank == 1)).unwrap_or((0, None, false))
 }
 
 /// Bucket `r` with `new` placed at `at` (replacing that entry) or added, expired entries dropped
@@ -126,11 +129,18 @@ fn with_entry(r: &Read, at: Option<usize>, new: Entry<'_>, ways: usize, now_ms: 
 }
 
 impl SlotCache {
-    /// At most `max_entries` entries (rounded down to a multiple of the bucket size).
+    /// At most `max_entries` entries (rounded down to a multiple of the bucket size); a live
+    /// entry overwritten to make room counts `cache_evicted`.
     pub fn new(prefix: &str, max_entries: u32) -> Self {
         let max_entries = max_entries.max(1);
         let ways = WAYS.min(max_entries);
-        SlotCache { prefix: prefix.to_owned(), buckets: max_entries / ways, ways: ways as usize }
+        SlotCache { prefix: prefix.to_owned(), buckets: max_entries / ways, ways: ways as usize, evicted: Metric::CacheEvicted }
+    }
+
+    /// A record of what was seen (`claim`), whose overwritten live entries count
+    /// `replay_evicted`: a replay of what they recorded would no longer be caught.
+    pub fn new_replay(prefix: &str, max_entries: u32) -> Self {
+        SlotCache { evicted: Metric::ReplayEvicted, ..SlotCache::new(prefix, max_entries) }
     }
 
     /// How many entries the cache holds at most.
@@ -182,10 +192,11 @@ impl SlotCache {
         let new = Entry { hash: &hash[..16], expiry_ms, payload };
         for _attempt in 0..ATTEMPTS {
             let reads = Self::read(host, &keys);
-            let (b, at) = place(&reads, &hash[..16], self.ways, now_ms);
+            let (b, at, evicts) = place(&reads, &hash[..16], self.ways, now_ms);
             let value = with_entry(&reads[b], at, new, self.ways, now_ms);
             match host.shared_set(&keys[b], &value, reads[b].cas) {
                 Err(SetError::CasMismatch) => continue,
+                Ok(()) if evicts => return host.count(self.evicted),
                 _ => return,
             }
         }
@@ -218,9 +229,13 @@ impl SlotCache {
             if reads.iter().any(|r| r.entries().iter().any(|e| e.hash == &hash[..16] && now_ms < e.expiry_ms)) {
                 return Claim::Seen;
             }
-            let (b, at) = place(&reads, &hash[..16], self.ways, now_ms);
+            let (b, at, evicts) = place(&reads, &hash[..16], self.ways, now_ms);
             let value = with_entry(&reads[b], at, new, self.ways, now_ms);
-            match host.shared_set(&keys[b], &value, reads[b].cas) {
+            let written = host.shared_set(&keys[b], &value, reads[b].cas);
+            if written.is_ok() && evicts {
+                host.count(self.evicted);
+            }
+            match written {
                 // A compare-and-swap on the version read: nobody wrote the bucket in between.
                 Ok(()) if reads[b].cas.is_some() => return Claim::New,
                 // A write to a missing key always succeeds, also a second one at once: read back.
@@ -246,7 +261,6 @@ impl SlotCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metric;
     use crate::testing::FakeHost;
     use std::cell::Cell;
     use sha2::{Digest, Sha256};
@@ -325,11 +339,20 @@ mod tests {
         for i in [0, 1, 3, 9] {
             assert!(c.get(&host, &h(i), 100).is_some(), "{i} kept");
         }
-        // Full of live entries: the one expiring first goes.
+        assert_eq!(host.counter(Metric::CacheEvicted), 0, "an expired entry is no eviction");
+        // Full of live entries: the one expiring first goes, counted.
         c.put(&host, &h(10), 2_000, b"z", 100);
         c.put(&host, &h(11), 990, b"z", 100);
         assert!(c.get(&host, &h(11), 100).is_some());
         assert_eq!(entries_held(&host), 4);
+        assert_eq!(host.counter(Metric::CacheEvicted), 2);
+        // A replay record's eviction has its own counter.
+        let r = SlotCache::new_replay("rp", 4);
+        for i in 0..5 {
+            assert_eq!(r.claim(&host, &h(100 + i), 1_000, 0, i as u64), Claim::New);
+        }
+        assert_eq!(host.counter(Metric::ReplayEvicted), 1);
+        assert_eq!(host.counter(Metric::CacheEvicted), 2);
     }
 
     #[test]

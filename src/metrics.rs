@@ -265,6 +265,12 @@ pub enum Metric {
     /// The Txn-Token service answered with a token that failed verification; never forwarded.
     TxnTokenRejected,
     TxnTokenFailed(Failure),
+    /// A live entry of a shared cache (claims, exchanged, minted or embedded tokens, the
+    /// introspection negative cache) overwritten to make room: `cache.max_entries` is too small.
+    CacheEvicted,
+    /// A live replay record (DPoP `jti`, Txn-Token `txn`) overwritten to make room: a replay of
+    /// it would pass; `replay_cache_entries` is too small.
+    ReplayEvicted,
 }
 
 impl Metric {
@@ -295,6 +301,8 @@ impl Metric {
             Metric::CertificateBound,
             Metric::TxnTokenOk,
             Metric::TxnTokenRejected,
+            Metric::CacheEvicted,
+            Metric::ReplayEvicted,
         ];
         v.extend(Deny::ALL.iter().map(|d| Metric::Denied(*d)));
         v.extend(Failure::ALL.iter().map(|f| Metric::ExchangeFailed(*f)));
@@ -335,6 +343,8 @@ impl Metric {
             Metric::TxnTokenOk => 23 + Deny::ALL.len() + Failure::ALL.len() + IntroFailure::ALL.len(),
             Metric::TxnTokenRejected => 24 + Deny::ALL.len() + Failure::ALL.len() + IntroFailure::ALL.len(),
             Metric::TxnTokenFailed(f) => 25 + Deny::ALL.len() + Failure::ALL.len() + IntroFailure::ALL.len() + f as usize,
+            Metric::CacheEvicted => 25 + Deny::ALL.len() + 2 * Failure::ALL.len() + IntroFailure::ALL.len(),
+            Metric::ReplayEvicted => 26 + Deny::ALL.len() + 2 * Failure::ALL.len() + IntroFailure::ALL.len(),
         }
     }
 
@@ -369,6 +379,8 @@ impl Metric {
             Metric::TxnTokenOk => "txn_token_ok".into(),
             Metric::TxnTokenRejected => "txn_token_rejected".into(),
             Metric::TxnTokenFailed(f) => format!("txn_token_failed.{}", f.name()),
+            Metric::CacheEvicted => "cache_evicted".into(),
+            Metric::ReplayEvicted => "replay_evicted".into(),
         }
     }
 }

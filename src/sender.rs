@@ -63,7 +63,7 @@ impl Sender {
             .providers
             .iter()
             .enumerate()
-            .map(|(i, p)| p.dpop.as_ref().map(|d| SlotCache::new(&format!("{ns}/dpop-jti/{i}"), d.replay_cache_entries)))
+            .map(|(i, p)| p.dpop.as_ref().map(|d| SlotCache::new_replay(&format!("{ns}/dpop-jti/{i}"), d.replay_cache_entries)))
             .collect();
         Sender { replay, keys: ProofKeys::new(dpop::PROOF_KEYS_WITH_TABLES), seed: RandomState::new(), counter: 0 }
     }

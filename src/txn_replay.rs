@@ -29,7 +29,7 @@ impl TxnReplay {
             .enumerate()
             .map(|(i, p)| {
                 let t = p.txn_token.as_ref().filter(|t| t.refuse_replay)?;
-                Some(SlotCache::new(&format!("{ns}/txn-seen/{i}"), t.replay_cache_entries))
+                Some(SlotCache::new_replay(&format!("{ns}/txn-seen/{i}"), t.replay_cache_entries))
             })
             .collect();
         TxnReplay { seen, seed: RandomState::new(), counter: 0 }

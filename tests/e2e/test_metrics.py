@@ -75,3 +75,25 @@ def test_every_counter_is_documented(stack):
         return n in documented
     undocumented = sorted(n for n in names if not doc(n))
     assert not undocumented, f"counters missing from the README's Metrics section: {undocumented}"
+
+
+def test_a_cache_too_small_says_so():
+    # Four entries (one bucket) and six live tokens: the fifth and sixth overwrite live entries,
+    # each counted in `cache_evicted`, so an operator sees `cache.max_entries` is too small.
+    idp = IdP(ISS, algs=("ES256",)).start()
+    echo = Echo().start()
+    plugin = {"providers": [{"name": "idp", "issuer": ISS, "audiences": [API], "jwks": {"cluster": "idp", "path": "/jwks"}}],
+              "cache": {"max_entries": 4}}
+    envoy = start_envoy(Envoy(bootstrap(plugin, [static_cluster("idp", idp.port), static_cluster("upstream", echo.port)]), name="metrics-evict"))
+    try:
+        tokens = [jwt_tool.encode(idp.key("ES256"), jwt_tool.claims(ISS, API, sub=f"user-{i}")) for i in range(6)]
+        for t in tokens[:4]:
+            assert envoy.get("/", [("authorization", f"Bearer {t}")]).status == 200
+        assert envoy.stats().get("cache_evicted", 0) == 0, "room for four"
+        for t in tokens[4:]:
+            assert envoy.get("/", [("authorization", f"Bearer {t}")]).status == 200
+        st = envoy.stats()
+        assert st.get("cache_evicted") == 2, st
+        assert st.get("replay_evicted", 0) == 0
+    finally:
+        stop_all(envoy, idp, echo)

@@ -6,9 +6,9 @@
 //! new entry takes a free or expired place before it overwrites the live entry that expires first.
 //!
 //! Why buckets: with one entry per key and two keys per hash, a population half the size of
-//! `max_entries` lost ≈ 6 % of its live entries to collisions (each a re-verification, or a
-//! new exchange at the STS); two four-way buckets lose ≈ 0.1 % at the same memory (`sim` test
-//! below, and bench/README.md).
+//! `max_entries` lost ≈ 6 % of its live entries to collisions in the worst case (each a
+//! re-verification, or a new exchange at the STS); two four-way buckets lose under 0.5 % at the
+//! same memory (`a_population_half_the_size_keeps_its_entries` below, and bench/README.md).
 //!
 //! Value layout (v2): `b"TEF2"` then per entry: 16-byte key hash ‖ expiry ms (u64 BE) ‖ payload
 //! length (u32 BE) ‖ payload. Anything else (another build's layout, corruption) reads as an
@@ -72,26 +72,24 @@ pub fn encode(entries: &[Entry<'_>]) -> Vec<u8> {
     v
 }
 
-/// One bucket as read: its entries and the CAS token to write it back with (`None`: the key was
+/// One bucket as read: its value and the CAS token to write it back with (`None`: the key was
 /// never written).
 struct Read {
     bytes: Vec<u8>,
     cas: Option<u32>,
 }
 
-impl Read {
-    fn entries(&self) -> Vec<Entry<'_>> {
-        decode(&self.bytes).unwrap_or_default()
-    }
+/// A bucket's entries, an unreadable value as none.
+fn entries(r: &Read) -> Vec<Entry<'_>> {
+    decode(&r.bytes).unwrap_or_default()
 }
 
 /// Where a new entry goes in the buckets read: (bucket index, entry index to replace, or `None`
 /// to add, whether that overwrites another hash's live entry). The hash's own entry first, then
 /// a free or expired place (first bucket first), then the live entry that expires first.
-fn place(reads: &[Read], hash: &[u8], ways: usize, now_ms: u64) -> (usize, Option<usize>, bool) {
+fn place(buckets: &[Vec<Entry<'_>>], hash: &[u8], ways: usize, now_ms: u64) -> (usize, Option<usize>, bool) {
     let mut best: Option<((u8, u64), usize, Option<usize>)> = None;
-    for (b, r) in reads.iter().enumerate() {
-        let entries = r.entries();
+    for (b, entries) in buckets.iter().enumerate() {
         if let Some(i) = entries.iter().position(|e| e.hash == hash) {
             return (b, Some(i), false);
         }
@@ -111,10 +109,9 @@ fn place(reads: &[Read], hash: &[u8], ways: usize, now_ms: u64) -> (usize, Optio
     best.map(|((rank, _), b, at)| (b, at, rank == 1)).unwrap_or((0, None, false))
 }
 
-/// Bucket `r` with `new` placed at `at` (replacing that entry) or added, expired entries dropped
-/// and at most `ways` entries kept.
-fn with_entry(r: &Read, at: Option<usize>, new: Entry<'_>, ways: usize, now_ms: u64) -> Vec<u8> {
-    let mut entries = r.entries();
+/// The bucket's `entries` with `new` placed at `at` (replacing that entry) or added, expired
+/// entries dropped and at most `ways` entries kept.
+fn with_entry<'a>(mut entries: Vec<Entry<'a>>, at: Option<usize>, new: Entry<'a>, ways: usize, now_ms: u64) -> Vec<u8> {
     match at {
         Some(i) if i < entries.len() => entries[i] = new,
         _ => entries.push(new),
@@ -148,16 +145,21 @@ impl SlotCache {
         self.buckets * self.ways as u32
     }
 
-    /// The hash's bucket keys: one, or two different ones.
-    fn bucket_keys(&self, hash: &[u8; 32]) -> Vec<String> {
+    /// The hash's buckets: one, or two different ones (the first is read first).
+    fn buckets_of(&self, hash: &[u8; 32]) -> (u32, Option<u32>) {
         let a = u32::from_be_bytes([hash[16], hash[17], hash[18], hash[19]]) % self.buckets;
         let b = u32::from_be_bytes([hash[20], hash[21], hash[22], hash[23]]) % self.buckets;
-        let key = |i: u32| format!("{}/{}", self.prefix, i);
-        if a == b {
-            vec![key(a)]
-        } else {
-            vec![key(a), key(b)]
-        }
+        (a, (a != b).then_some(b))
+    }
+
+    fn key(&self, bucket: u32) -> String {
+        format!("{}/{}", self.prefix, bucket)
+    }
+
+    /// The hash's bucket keys, for a read-modify-write of both.
+    fn bucket_keys(&self, hash: &[u8; 32]) -> Vec<String> {
+        let (a, b) = self.buckets_of(hash);
+        std::iter::once(a).chain(b).map(|i| self.key(i)).collect()
     }
 
     fn read(host: &dyn Host, keys: &[String]) -> Vec<Read> {
@@ -171,8 +173,10 @@ impl SlotCache {
 
     /// The payload stored for `hash` and its expiry, if present and not expired at `now_ms`.
     pub fn get(&self, host: &dyn Host, hash: &[u8; 32], now_ms: u64) -> Option<(Vec<u8>, u64)> {
-        for key in self.bucket_keys(hash) {
-            if let Some((bytes, _)) = host.shared_get(&key) {
+        // The second bucket's key is only made when the first does not hold the entry.
+        let (a, b) = self.buckets_of(hash);
+        for bucket in std::iter::once(a).chain(b) {
+            if let Some((bytes, _)) = host.shared_get(&self.key(bucket)) {
                 let live = decode(&bytes).and_then(|es| es.into_iter().find(|e| e.hash == &hash[..16] && now_ms < e.expiry_ms));
                 if let Some(e) = live {
                     return Some((e.payload.to_vec(), e.expiry_ms));
@@ -192,8 +196,9 @@ impl SlotCache {
         let new = Entry { hash: &hash[..16], expiry_ms, payload };
         for _attempt in 0..ATTEMPTS {
             let reads = Self::read(host, &keys);
-            let (b, at, evicts) = place(&reads, &hash[..16], self.ways, now_ms);
-            let value = with_entry(&reads[b], at, new, self.ways, now_ms);
+            let mut buckets: Vec<_> = reads.iter().map(entries).collect();
+            let (b, at, evicts) = place(&buckets, &hash[..16], self.ways, now_ms);
+            let value = with_entry(buckets.swap_remove(b), at, new, self.ways, now_ms);
             match host.shared_set(&keys[b], &value, reads[b].cas) {
                 Err(SetError::CasMismatch) => continue,
                 Ok(()) if evicts => return host.count(self.evicted),
@@ -226,11 +231,12 @@ impl SlotCache {
         let new = Entry { hash: &hash[..16], expiry_ms, payload: &tag };
         for _attempt in 0..ATTEMPTS {
             let reads = Self::read(host, &keys);
-            if reads.iter().any(|r| r.entries().iter().any(|e| e.hash == &hash[..16] && now_ms < e.expiry_ms)) {
+            let mut buckets: Vec<_> = reads.iter().map(entries).collect();
+            if buckets.iter().flatten().any(|e| e.hash == &hash[..16] && now_ms < e.expiry_ms) {
                 return Claim::Seen;
             }
-            let (b, at, evicts) = place(&reads, &hash[..16], self.ways, now_ms);
-            let value = with_entry(&reads[b], at, new, self.ways, now_ms);
+            let (b, at, evicts) = place(&buckets, &hash[..16], self.ways, now_ms);
+            let value = with_entry(buckets.swap_remove(b), at, new, self.ways, now_ms);
             let written = host.shared_set(&keys[b], &value, reads[b].cas);
             if written.is_ok() && evicts {
                 host.count(self.evicted);
@@ -241,7 +247,7 @@ impl SlotCache {
                 // A write to a missing key always succeeds, also a second one at once: read back.
                 Ok(()) => {
                     let back = Self::read(host, &keys[b..=b]);
-                    match back[0].entries().iter().find(|e| e.hash == &hash[..16]) {
+                    match entries(&back[0]).iter().find(|e| e.hash == &hash[..16]) {
                         Some(e) if e.payload == tag => return Claim::New,
                         // Another caller recorded the same hash right after: the same proof twice.
                         Some(_) => return Claim::Seen,
@@ -434,7 +440,7 @@ mod tests {
         assert_eq!(c.claim(&racing, &h(5), 1_000, 0, 1), Claim::New);
         assert_eq!(c.claim(&fake, &h(5), 1_000, 0, 2), Claim::Seen);
         assert!(c.get(&fake, &h(4), 0).is_some());
-        // Racing on every attempt: the claim gives up as seen (fail closed), the put gives up.
+        // Racing on every attempt: the claim gives up as seen (fail closed).
         let racing = Racing { inner: &fake, races: Cell::new(10), other: h(6) };
         assert_eq!(c.claim(&racing, &h(7), 1_000, 0, 3), Claim::Seen);
     }

@@ -29,8 +29,7 @@ pub enum Kind {
 /// The cache key of a credential made from `token`: the configuration's fingerprint, the entry
 /// layout's version, the kind, the token, then `parts` (lists of strings, unambiguously framed).
 pub fn cache_key(cfg: &Config, kind: Kind, token: &str, parts: &[&[String]]) -> Key {
-    let mut h = blake3::Hasher::new_keyed(&cfg.fingerprint);
-    h.update(crate::authenticate::ENTRY_VERSION);
+    let mut h = crate::authenticate::key_hasher(&cfg.fingerprint);
     h.update(&[kind as u8]);
     h.update(token.as_bytes());
     for list in parts {

@@ -32,7 +32,9 @@ pub struct Verified {
     pub exp_ms: u64,
     /// Shared, not copied: a cached result is cloned on every request.
     pub scopes: std::rc::Rc<[String]>,
-    pub set: Vec<(String, String)>,
+    /// Shared, not copied, like `scopes`: the forwarded plan of a cached token is found by it
+    /// (`plan::ForwardPlans`).
+    pub set: std::rc::Rc<[(String, String)]>,
     /// What minting needs of the token (`sub`, `iss`, `act` and the routes' `copy_claims`), as
     /// a JSON object; empty where no route mints.
     pub carry: std::rc::Rc<str>,
@@ -241,7 +243,7 @@ impl Authenticator {
                 Err(a) => return a,
             },
         };
-        let v = Verified { provider: p, key_fp, inner_key, exp_ms: exp_to_ms(exp), scopes: sts::subject_scopes(&jws.payload).into(), set, carry: self.carry(&jws.payload).into(), cnf: claims::cnf(&jws.payload) };
+        let v = Verified { provider: p, key_fp, inner_key, exp_ms: exp_to_ms(exp), scopes: sts::subject_scopes(&jws.payload).into(), set: set.into(), carry: self.carry(&jws.payload).into(), cnf: claims::cnf(&jws.payload) };
         if provider.introspection.as_ref().is_some_and(|i| i.jwts) {
             // Verified, and the server must still say it is active (revocation).
             return self.introspect(p, token, &key, Some(v), now, waited, host);
@@ -381,7 +383,7 @@ pub fn encode_entry(v: &Verified) -> Vec<u8> {
         out.extend_from_slice(x.as_bytes());
     }
     out.push(0);
-    for (k, val) in &v.set {
+    for (k, val) in v.set.iter() {
         out.extend_from_slice(k.as_bytes());
         out.push(0);
         out.extend_from_slice(val.as_bytes());
@@ -426,5 +428,5 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Verified> {
         let v = parts.next()?;
         set.push((String::from_utf8(k.to_vec()).ok()?, String::from_utf8(v.to_vec()).ok()?));
     }
-    Some(Verified { provider, key_fp, inner_key, exp_ms, scopes, set, carry, cnf })
+    Some(Verified { provider, key_fp, inner_key, exp_ms, scopes, set: set.into(), carry, cnf })
 }

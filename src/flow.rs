@@ -85,7 +85,8 @@ pub struct ExchangeCall {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Allow(HeaderPlan),
+    /// Shared: a hot request's plan is the one built for its token before (`plan::ForwardPlans`).
+    Allow(Rc<HeaderPlan>),
     Deny(Reply),
     /// The filter answers the request itself (its JWKS on `signing.jwks_path`).
     Respond(Reply),
@@ -125,7 +126,7 @@ pub(crate) fn deny_with(host: &dyn Host, d: Deny, r: Reply) -> Outcome {
 
 pub(crate) fn allow(host: &dyn Host, plan: HeaderPlan) -> Outcome {
     host.count(Metric::Allowed);
-    Outcome::Allow(plan)
+    Outcome::Allow(Rc::new(plan))
 }
 
 /// The filter's own JWKS, for a request on `signing.jwks_path` (GET and HEAD; anything else 405).
@@ -151,6 +152,7 @@ pub struct Filter {
     txn: TxnTokens,
     sender: Sender,
     replay: crate::txn_replay::TxnReplay,
+    forward_plans: crate::plan::ForwardPlans,
 }
 
 impl Filter {
@@ -163,6 +165,7 @@ impl Filter {
             txn: TxnTokens::new(),
             sender: Sender::new(&cfg),
             replay: crate::txn_replay::TxnReplay::new(&cfg),
+            forward_plans: crate::plan::ForwardPlans::default(),
             cfg,
         }
     }
@@ -211,7 +214,7 @@ impl Filter {
             Extracted::Token { token, sources } => (token, sources),
             Extracted::None if anonymous => {
                 host.count(Metric::AllowedAnonymous);
-                return Outcome::Allow(crate::plan::strip(cfg));
+                return Outcome::Allow(Rc::new(crate::plan::strip(cfg)));
             }
             Extracted::None => return deny(cfg, host, Deny::Missing, ""),
             Extracted::Ambiguous => return deny(cfg, host, Deny::BadRequest, "more than one token in the request"),
@@ -321,7 +324,10 @@ impl Filter {
             Some((r, route)) if route.exchange.is_some() => self.exchange.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
             Some((r, route)) if route.mint.is_some() => self.mint.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
             Some((r, route)) if route.embedded.is_some() => self.embedded.run(&cfg, &mut self.auth, p, r, v, now, host),
-            _ => allow(host, crate::plan::forwarded(&cfg, v.set)),
+            _ => {
+                host.count(Metric::Allowed);
+                Outcome::Allow(self.forward_plans.get(&cfg, &v.set))
+            }
         }
     }
 

@@ -244,6 +244,6 @@ impl Authenticator {
     fn introspected(&self, p: usize, claims: &Map<String, Value>, exp_ms: u64) -> Option<Verified> {
         let payload = b64::encode(Value::Object(claims.clone()).to_string().as_bytes());
         let set = self.claim_headers(claims, Some(&payload))?;
-        Some(Verified { provider: p, key_fp: INTROSPECTED, inner_key: None, exp_ms, scopes: sts::subject_scopes(claims).into(), set, carry: self.carry(claims).into(), cnf: crate::claims::cnf(claims) })
+        Some(Verified { provider: p, key_fp: INTROSPECTED, inner_key: None, exp_ms, scopes: sts::subject_scopes(claims).into(), set: set.into(), carry: self.carry(claims).into(), cnf: crate::claims::cnf(claims) })
     }
 }

@@ -137,7 +137,7 @@ mod tests {
     use super::*;
 
     fn v(sub: &str) -> Verified {
-        Verified { provider: 0, key_fp: 7, inner_key: None, exp_ms: 9_000, scopes: vec!["read".to_string()].into(), set: vec![("x-user-sub".into(), sub.into())], carry: "".into(), cnf: None }
+        Verified { provider: 0, key_fp: 7, inner_key: None, exp_ms: 9_000, scopes: vec!["read".to_string()].into(), set: vec![("x-user-sub".into(), sub.into())].into(), carry: "".into(), cnf: None }
     }
 
     #[test]

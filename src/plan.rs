@@ -9,6 +9,7 @@
 //! lacks) is removed. That saves one host call per set header on every request.
 
 use crate::config::Config;
+use std::rc::Rc;
 
 /// Headers to change on the way upstream: every `remove` first, then every `set`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -23,8 +24,46 @@ pub fn strip(cfg: &Config) -> HeaderPlan {
 }
 
 /// The original token goes on as it came (shared-token routes), with the verified claims.
-pub fn forwarded(cfg: &Config, claims: Vec<(String, String)>) -> HeaderPlan {
-    HeaderPlan { remove: stripped_but(cfg, &claims, 0), set: claims }
+pub fn forwarded(cfg: &Config, claims: &[(String, String)]) -> HeaderPlan {
+    HeaderPlan { remove: stripped_but(cfg, claims, 0), set: claims.to_vec() }
+}
+
+/// Forwarded plans kept this many at a time (per VM).
+const FORWARD_SLOTS: usize = 64;
+
+/// The forwarded plans of the tokens seen last on this VM, found by their claim headers'
+/// allocation (`Verified::set`, which every copy of one verification result shares): a hot
+/// request on a shared-token route builds no plan and copies no header (each is a few hundred
+/// instructions in V8, on every request). Direct-mapped; a slot holds the `set` its plan was
+/// built from, so that allocation lives as long as the slot and its address names no other.
+pub struct ForwardPlans {
+    slots: Vec<Option<ForwardSlot>>,
+}
+
+/// The claim headers a plan was built from, and the plan.
+type ForwardSlot = (Rc<[(String, String)]>, Rc<HeaderPlan>);
+
+impl Default for ForwardPlans {
+    fn default() -> Self {
+        ForwardPlans { slots: (0..FORWARD_SLOTS).map(|_| None).collect() }
+    }
+}
+
+impl ForwardPlans {
+    /// `forwarded(cfg, set)`, built once per verification result held.
+    pub fn get(&mut self, cfg: &Config, set: &Rc<[(String, String)]>) -> Rc<HeaderPlan> {
+        let i = (Rc::as_ptr(set) as *const u8 as usize >> 3) % FORWARD_SLOTS;
+        if let Some(Some((s, plan))) = self.slots.get(i) {
+            if Rc::ptr_eq(s, set) {
+                return plan.clone();
+            }
+        }
+        let plan = Rc::new(forwarded(cfg, set));
+        if let Some(slot) = self.slots.get_mut(i) {
+            *slot = Some((set.clone(), plan.clone()));
+        }
+        plan
+    }
 }
 
 /// The stripped headers but those in `set` (the set replaces every copy; module doc), with
@@ -38,15 +77,15 @@ fn stripped_but(cfg: &Config, set: &[(String, String)], more: usize) -> Vec<Stri
 
 /// The client's token is replaced by `token` (in `forward.header`): `removal` takes it out of
 /// every source it came in (where that source is `forward.header` itself, the set replaces it).
-pub fn replaced(cfg: &Config, removal: &HeaderPlan, claims: Vec<(String, String)>, token: &str) -> HeaderPlan {
+pub fn replaced(cfg: &Config, removal: &HeaderPlan, claims: &[(String, String)], token: &str) -> HeaderPlan {
     let h = &cfg.forward.header;
     // One allocation of the right size (this runs on every cached exchanged or minted request).
     let scheme = if h == "authorization" { "Bearer " } else { "" };
     let mut value = String::with_capacity(scheme.len() + token.len());
     value.push_str(scheme);
     value.push_str(token);
-    let mut set = claims;
-    set.reserve(1 + removal.set.len());
+    let mut set = Vec::with_capacity(claims.len() + 1 + removal.set.len());
+    set.extend_from_slice(claims);
     set.push((h.clone(), value));
     // The stripped headers but those the set replaces; then the token's sources: a source header
     // that is `forward.header` itself holds one value (two copies are a 400 before this), which
@@ -66,8 +105,8 @@ pub fn also_set(mut plan: HeaderPlan, header: &str, value: String) -> HeaderPlan
 
 /// The verified claims and `value` in `header` (a Txn-Token); with `removal`, the client's token
 /// is taken out of every source it came in.
-pub fn with_header(cfg: &Config, removal: Option<&HeaderPlan>, claims: Vec<(String, String)>, header: &str, value: String) -> HeaderPlan {
-    let mut set = claims;
+pub fn with_header(cfg: &Config, removal: Option<&HeaderPlan>, claims: &[(String, String)], header: &str, value: String) -> HeaderPlan {
+    let mut set = claims.to_vec();
     set.push((header.to_owned(), value));
     let mut plan = HeaderPlan { remove: stripped_but(cfg, &set, 0), set };
     if let Some(r) = removal {

@@ -59,17 +59,17 @@ impl Embedded {
             return deny(cfg, host, Deny::Embedded, "no embedded token configured");
         };
         if let Some(tok) = auth.local.exchanged(&p.token, route, now) {
-            return allow(host, plan::replaced(cfg, &p.removal, v.set, tok));
+            return allow(host, plan::replaced(cfg, &p.removal, &v.set, tok));
         }
         let key = super::cache_key(cfg, super::Kind::Embedded, &p.token, &[std::slice::from_ref(&spec.audience)]);
         if let Some(tok) = super::from_shared(cfg, &self.cache, &mut auth.local, &p.token, route, &key, now, host) {
-            return allow(host, plan::replaced(cfg, &p.removal, v.set, &tok));
+            return allow(host, plan::replaced(cfg, &p.removal, &v.set, &tok));
         }
         for t in candidates(&v.carry, spec) {
             if let Some(exp_ms) = verify_for(cfg, auth, v.provider, &t, &spec.audience, now, host) {
                 let until = exp_ms.min(v.exp_ms).min(now.saturating_add(cfg.cache_max_ttl_ms));
                 super::keep(cfg, &self.cache, &mut auth.local, &p.token, route, &key, &t, until, now, host);
-                return allow(host, plan::replaced(cfg, &p.removal, v.set, &t));
+                return allow(host, plan::replaced(cfg, &p.removal, &v.set, &t));
             }
         }
         deny(cfg, host, Deny::Embedded, "token carries no valid token for this service")

@@ -52,7 +52,7 @@ impl Exchanger {
     /// result of an exchange that just ended, a wait for one in flight, or a new STS call.
     #[allow(clippy::too_many_arguments)]
     pub fn run(&mut self, cfg: &Config, auth: &mut Authenticator, p: &Pending, route: usize, v: Verified, now: u64, resumed: bool, host: &dyn Host) -> Outcome {
-        self.run_then(cfg, auth, p, route, v, now, resumed, host, &mut |p, v, token| allow(host, plan::replaced(cfg, &p.removal, v.set, token)))
+        self.run_then(cfg, auth, p, route, v, now, resumed, host, &mut |p, v, token| allow(host, plan::replaced(cfg, &p.removal, &v.set, token)))
     }
 
     /// `run`, with what becomes of the exchanged token once there is one (`then`: by default

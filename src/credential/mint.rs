@@ -75,12 +75,12 @@ impl Minter {
             if !resumed {
                 host.count(Metric::MintCacheHit);
             }
-            return allow(host, plan::replaced(cfg, &p.removal, v.set, tok));
+            return allow(host, plan::replaced(cfg, &p.removal, &v.set, tok));
         }
         let key = Self::key(cfg, &p.token, spec);
         if let Some(tok) = super::from_shared(cfg, &self.cache, &mut auth.local, &p.token, route, &key, now, host) {
             host.count(Metric::MintCacheHit);
-            return allow(host, plan::replaced(cfg, &p.removal, v.set, &tok));
+            return allow(host, plan::replaced(cfg, &p.removal, &v.set, &tok));
         }
         let scopes = match authorize::required_scopes(cfg, &spec.scopes, &v.scopes) {
             Ok(s) if s.is_empty() => v.scopes.to_vec(),
@@ -99,7 +99,7 @@ impl Minter {
         host.count(Metric::MintOk);
         let until = exp_ms.saturating_sub(margin_ms(signing.ttl_ms)).min(now.saturating_add(cfg.cache_max_ttl_ms));
         super::keep(cfg, &self.cache, &mut auth.local, &p.token, route, &key, &token, until, now, host);
-        allow(host, plan::replaced(cfg, &p.removal, v.set, &token))
+        allow(host, plan::replaced(cfg, &p.removal, &v.set, &token))
     }
 }
 

@@ -71,8 +71,8 @@ impl TxnTokens {
     fn plan(cfg: &Config, spec: &TxnSpec, p: &Pending, v: Verified, token: String, exchanged: Option<&str>) -> plan::HeaderPlan {
         match exchanged {
             // The client's token replaced by its exchanged one, and the Txn-Token beside it.
-            Some(x) => plan::also_set(plan::replaced(cfg, &p.removal, v.set, x), &spec.header, token),
-            None => plan::with_header(cfg, (!spec.keep_authorization).then_some(&p.removal), v.set, &spec.header, token),
+            Some(x) => plan::also_set(plan::replaced(cfg, &p.removal, &v.set, x), &spec.header, token),
+            None => plan::with_header(cfg, (!spec.keep_authorization).then_some(&p.removal), &v.set, &spec.header, token),
         }
     }
 

@@ -14,8 +14,9 @@ use std::rc::Rc;
 pub struct Http {
     id: u32,
     shared: Option<Rc<Shared>>,
-    /// The exchange this request leads: (callout token, key, this request).
-    leading: Option<(u32, [u8; 32], Pending)>,
+    /// The exchange this request leads: (callout token, key, this request). Boxed: every
+    /// request's context is made and dropped, few lead a callout.
+    leading: Option<Box<(u32, [u8; 32], Pending)>>,
 }
 
 impl Http {
@@ -34,7 +35,7 @@ impl Http {
             }
             Outcome::Call(call, p) => match dispatch(&call) {
                 Ok(token) => {
-                    self.leading = Some((token, call.key, p));
+                    self.leading = Some(Box::new((token, call.key, p)));
                     Action::Pause
                 }
                 Err(e) => {
@@ -64,7 +65,8 @@ impl Drop for Http {
         // exchange, let a waiter take over at the next tick instead of at the deadline.
         if let Some(s) = &self.shared {
             s.pending.borrow_mut().remove(&self.id);
-            if let Some((_, key, _)) = self.leading.take() {
+            if let Some(led) = self.leading.take() {
+                let key = led.1;
                 s.filter.borrow_mut().abandon(&key, &WasmHost { metrics: &s.metrics });
             }
         }
@@ -78,7 +80,8 @@ fn property(path: &[&str]) -> Option<String> {
 impl Context for Http {
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
         let Some(s) = self.shared.clone() else { return };
-        let Some((t, key, pending)) = self.leading.take() else { return };
+        let Some(led) = self.leading.take() else { return };
+        let (t, key, pending) = *led;
         if t != token {
             return;
         }

@@ -90,6 +90,31 @@ fn valid_token_is_allowed_with_identity_headers_and_cached() {
 }
 
 #[test]
+fn a_hot_token_gets_the_plan_built_for_it_and_never_another_tokens() {
+    let host = FakeHost::new(NOW);
+    let local = EsKey::new("l1");
+    let mut f = ready(&host, config(&local, |_| {}), &[]);
+    let tok = |sub: &str| local.token(&claims("https://local.test", "api", sub, NOW));
+    let sub_of = |o: &Outcome| allowed(o).set.iter().find(|(k, _)| k == "x-sub").map(|(_, v)| v.clone());
+    let alice = tok("alice");
+    let (first, hot) = (f.on_request(&req("/x"), &bearer(&alice), &host), f.on_request(&req("/x"), &bearer(&alice), &host));
+    match (&first, &hot) {
+        (Outcome::Allow(p), Outcome::Allow(q)) => assert!(Rc::ptr_eq(p, q), "a hot request builds no plan"),
+        other => panic!("{other:?}"),
+    }
+    // Many other tokens through the same plans (64 slots): each gets its own claims, and alice
+    // hers again, whatever slot her plan was evicted from.
+    for i in 0..100 {
+        let sub = format!("u{i}");
+        assert_eq!(sub_of(&f.on_request(&req("/x"), &bearer(&tok(&sub)), &host)).as_deref(), Some(sub.as_str()));
+    }
+    let again = f.on_request(&req("/x"), &bearer(&alice), &host);
+    assert_eq!(sub_of(&again).as_deref(), Some("alice"));
+    assert_eq!(allowed(&again), allowed(&first));
+    assert_eq!(host.counter(Metric::Allowed), 103);
+}
+
+#[test]
 fn cached_entries_never_outlive_the_token() {
     let host = FakeHost::new(NOW);
     let local = EsKey::new("l1");

@@ -77,7 +77,7 @@ fn main() {
         inner_key: None,
         exp_ms: 1_800_000_300_000,
         scopes: vec!["orders:read".to_string(), "profile".to_string()].into(),
-        set: vec![("x-user-sub".into(), "bench-user-0001".into())],
+        set: vec![("x-user-sub".into(), "bench-user-0001".into())].into(),
         carry: "".into(),
         cnf: None,
     };

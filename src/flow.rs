@@ -209,7 +209,7 @@ impl Filter {
         let route = route::select(&cfg.routes, r);
         let anonymous = route.is_some_and(|i| cfg.routes[i].allow_anonymous);
         let now = host.now_ms();
-        let known = |t: &str| self.auth.local.holds(t, now);
+        let known = |t: &[u8]| self.auth.local.known(t, now);
         let (token, sources) = match extract::extract_known(&cfg.sources, headers, r.path, &known) {
             Extracted::Token { token, sources } => (token, sources),
             Extracted::None if anonymous => {

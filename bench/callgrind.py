@@ -66,7 +66,7 @@ def per_request(name: str, cfg: dict, token: str) -> float:
                 r.read()
                 if r.status != 200:
                     raise RuntimeError(f"{name}: status {r.status}")
-        run(50)  # warm: the token verified and cached, V8's tiers settled
+        run(int(os.environ.get("TEF_CG_WARM", "500")))  # warm: the token verified and cached, V8's tiers settled
         ctl = lambda *a: subprocess.run(["callgrind_control", *a, str(p.pid)], check=True, capture_output=True)
         ctl("-i", "on")
         t0 = time.time()

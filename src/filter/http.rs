@@ -73,6 +73,24 @@ impl Drop for Http {
     }
 }
 
+/// Reads the request headers named in `buf` (all of `Config::needed_headers`) into it: the
+/// present ones first, in `buf[..n]`; returns `n`. No header name is copied per request.
+fn read_needed(buf: &mut [(String, Vec<u8>)]) -> usize {
+    let mut n = 0;
+    for i in 0..buf.len() {
+        let Some((name, value)) = buf.get_mut(i) else { break };
+        match hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok().flatten() {
+            Some(v) => {
+                *value = v;
+                buf.swap(n, i);
+                n += 1;
+            }
+            None => *value = Vec::new(),
+        }
+    }
+    n
+}
+
 fn property(path: &[&str]) -> Option<String> {
     hostcalls::get_property(path.to_vec()).ok().flatten().and_then(|b| String::from_utf8(b).ok())
 }
@@ -119,15 +137,22 @@ impl HttpContext for Http {
         }
         // Bytes, not String: the SDK's String variants panic on a non-UTF-8 header value.
         let cfg = s.filter.borrow().cfg.clone();
-        let headers: Vec<(String, Vec<u8>)> = match &cfg.needed_headers {
-            Some(names) => names
-                .iter()
-                .filter_map(|n| {
-                    let v = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, n).ok().flatten()?;
-                    Some((n.clone(), v))
-                })
-                .collect(),
-            None => hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default(),
+        // The names the configuration reads, made once (a busy buffer, never expected: a new one).
+        let mut buf = s.headers.try_borrow_mut().ok();
+        let all;
+        let headers: &[(String, Vec<u8>)] = match (&cfg.needed_headers, buf.as_deref_mut()) {
+            (Some(_), Some(buf)) => {
+                let n = read_needed(buf);
+                &buf[..n]
+            }
+            (Some(names), None) => {
+                all = names.iter().filter_map(|n| Some((n.clone(), hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, n).ok().flatten()?))).collect::<Vec<_>>();
+                &all
+            }
+            (None, _) => {
+                all = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+                &all
+            }
         };
         if option_env!("TEF_PROBE") == Some("headers") {
             return Action::Continue;
@@ -150,12 +175,17 @@ impl HttpContext for Http {
         // The client's address, for a Txn-Token's `request_context`.
         let source = if cfg.needs_source_address { property(&["source", "address"]) } else { None };
         let conn = Connection { peer_cert_sha256: peer_cert.as_deref(), source_address: source.as_deref() };
-        let outcome = s.filter.borrow_mut().on_request_with(&input, &headers, conn, &host);
+        let outcome = s.filter.borrow_mut().on_request_with(&input, headers, conn, &host);
         if option_env!("TEF_PROBE") == Some("decide") {
             return Action::Continue;
         }
         // Stripped headers that were not read are removed unconditionally.
-        let present = if cfg.strip_unread { None } else { Some(&headers[..]) };
-        self.carry_out(&s, outcome, present)
+        let present = if cfg.strip_unread { None } else { Some(headers) };
+        let action = self.carry_out(&s, outcome, present);
+        // The values (the token among them) are not kept past the request.
+        if let Some(buf) = buf.as_deref_mut() {
+            buf.iter_mut().for_each(|(_, v)| *v = Vec::new());
+        }
+        action
     }
 }

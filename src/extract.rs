@@ -86,21 +86,19 @@ fn from_header(headers: &[(String, Vec<u8>)], name: &str, prefix: &str, known: &
     if vals.next().is_some() {
         return Found::Many;
     }
-    // The common case first, on the bytes: a token this worker verified a moment ago (valid
-    // UTF-8 and a b64token then, so neither is checked again: each is a pass over the token in
-    // V8 on every request).
-    if let Some(rest) = v.get(prefix.len()..).filter(|_| v[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())) {
-        let start = rest.iter().position(|b| *b != b' ').unwrap_or(rest.len());
-        if let Some(k) = known(&rest[start..]) {
-            return Found::One(k.to_owned(), true);
-        }
+    // The scheme, on the bytes (the prefix is text: equal bytes end on a character boundary).
+    let rest = v.get(prefix.len()..).filter(|_| v[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()));
+    let rest = rest.map(|r| &r[r.iter().position(|b| *b != b' ').unwrap_or(r.len())..]);
+    // The common case first: a token this worker verified a moment ago (valid UTF-8 and a
+    // b64token then, so neither is checked again: each is a pass over the token in V8).
+    if let Some(k) = rest.and_then(known) {
+        return Found::One(k.to_owned(), true);
     }
-    let Ok(v) = std::str::from_utf8(v) else { return Found::Bad };
-    if v.len() < prefix.len() || !v.is_char_boundary(prefix.len()) || !v[..prefix.len()].eq_ignore_ascii_case(prefix) {
-        // Another scheme (e.g. Basic): not a bearer token from this source.
-        return Found::Nothing;
+    if std::str::from_utf8(v).is_err() {
+        return Found::Bad;
     }
-    let t = v[prefix.len()..].trim_start_matches(' ');
+    // Another scheme (e.g. Basic): not a bearer token from this source.
+    let Some(Ok(t)) = rest.map(std::str::from_utf8) else { return Found::Nothing };
     // A b64token never holds a ','.
     if is_b64token(t) {
         return Found::One(t.to_owned(), true);

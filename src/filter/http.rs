@@ -79,13 +79,10 @@ fn read_needed(buf: &mut [(String, Vec<u8>)]) -> usize {
     let mut n = 0;
     for i in 0..buf.len() {
         let Some((name, value)) = buf.get_mut(i) else { break };
-        match hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok().flatten() {
-            Some(v) => {
-                *value = v;
-                buf.swap(n, i);
-                n += 1;
-            }
-            None => *value = Vec::new(),
+        if let Some(v) = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok().flatten() {
+            *value = v;
+            buf.swap(n, i);
+            n += 1;
         }
     }
     n
@@ -139,19 +136,22 @@ impl HttpContext for Http {
         let cfg = s.filter.borrow().cfg.clone();
         // The names the configuration reads, made once (a busy buffer, never expected: a new one).
         let mut buf = s.headers.try_borrow_mut().ok();
-        let all;
-        let headers: &[(String, Vec<u8>)] = match (&cfg.needed_headers, buf.as_deref_mut()) {
-            (Some(_), Some(buf)) => {
+        let mut own: Vec<(String, Vec<u8>)>;
+        let headers: &[(String, Vec<u8>)] = match &cfg.needed_headers {
+            Some(names) => {
+                let buf = match buf.as_deref_mut() {
+                    Some(b) => b,
+                    None => {
+                        own = names.iter().map(|n| (n.clone(), Vec::new())).collect();
+                        &mut own
+                    }
+                };
                 let n = read_needed(buf);
                 &buf[..n]
             }
-            (Some(names), None) => {
-                all = names.iter().filter_map(|n| Some((n.clone(), hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, n).ok().flatten()?))).collect::<Vec<_>>();
-                &all
-            }
-            (None, _) => {
-                all = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-                &all
+            None => {
+                own = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+                &own
             }
         };
         if option_env!("TEF_PROBE") == Some("headers") {

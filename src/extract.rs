@@ -7,6 +7,7 @@
 
 use crate::config::Source;
 use crate::flow::HeaderPlan;
+use std::rc::Rc;
 
 /// At most this many token sources (`Extracted::Token::sources` is a bit set).
 pub const MAX_SOURCES: usize = 16;
@@ -15,7 +16,7 @@ pub const MAX_SOURCES: usize = 16;
 pub enum Extracted {
     None,
     /// `sources`: bit `i` set for every source `i` that carries this token.
-    Token { token: String, sources: u32 },
+    Token { token: Rc<str>, sources: u32 },
     /// RFC 6750 `invalid_request`: the request carries the credential ambiguously.
     Ambiguous,
     /// Something is where the token should be, but it is not a token.
@@ -72,13 +73,13 @@ fn percent_decode(s: &str) -> Option<String> {
 enum Found {
     Nothing,
     /// One value, and whether it is known to be a b64token already.
-    One(String, bool),
+    One(Rc<str>, bool),
     Many,
     Bad,
 }
 
 /// What `known` answers: the kept token equal byte for byte to the one asked about.
-pub type Known<'k> = dyn Fn(&[u8]) -> Option<&'k str> + 'k;
+pub type Known<'k> = dyn Fn(&[u8]) -> Option<Rc<str>> + 'k;
 
 fn from_header(headers: &[(String, Vec<u8>)], name: &str, prefix: &str, known: &Known) -> Found {
     let mut vals = values(headers, name);
@@ -92,7 +93,7 @@ fn from_header(headers: &[(String, Vec<u8>)], name: &str, prefix: &str, known: &
     // The common case first: a token this worker verified a moment ago (valid UTF-8 and a
     // b64token then, so neither is checked again: each is a pass over the token in V8).
     if let Some(k) = rest.and_then(known) {
-        return Found::One(k.to_owned(), true);
+        return Found::One(k, true);
     }
     if std::str::from_utf8(v).is_err() {
         return Found::Bad;
@@ -101,13 +102,13 @@ fn from_header(headers: &[(String, Vec<u8>)], name: &str, prefix: &str, known: &
     let Some(Ok(t)) = rest.map(std::str::from_utf8) else { return Found::Nothing };
     // A b64token never holds a ','.
     if is_b64token(t) {
-        return Found::One(t.to_owned(), true);
+        return Found::One(t.into(), true);
     }
     // Envoy joins repeated headers with ','; a b64token never contains one.
     if t.contains(',') {
         return Found::Many;
     }
-    Found::One(t.to_owned(), false)
+    Found::One(t.into(), false)
 }
 
 fn from_cookie(headers: &[(String, Vec<u8>)], name: &str) -> Found {
@@ -124,7 +125,7 @@ fn from_cookie(headers: &[(String, Vec<u8>)], name: &str) -> Found {
                 if val.is_empty() {
                     continue; // an empty cookie carries no credential
                 }
-                found = Found::One(val.to_owned(), false);
+                found = Found::One(val.into(), false);
             }
         }
     }
@@ -154,7 +155,7 @@ fn from_query(path: &str, name: &str) -> Found {
             }
             found = match percent_decode(v) {
                 Some(v) if v.is_empty() => continue, // `?access_token=` carries no credential
-                Some(v) => Found::One(v, false),
+                Some(v) => Found::One(v.into(), false),
                 None => Found::Bad,
             };
         }
@@ -169,7 +170,7 @@ pub fn extract(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str) ->
 /// `extract`, where `known(t)` says `t` is byte for byte a token verified before (so a
 /// b64token): its characters are not checked again on every request.
 pub fn extract_known(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str, known: &Known) -> Extracted {
-    let mut token: Option<String> = None;
+    let mut token: Option<Rc<str>> = None;
     let mut checked = false;
     let mut mask = 0u32;
     let mut bad = false;
@@ -261,11 +262,11 @@ mod tests {
     fn a_known_token_is_not_checked_again_and_an_unknown_one_is() {
         let s = vec![Source::Header { name: "authorization".into(), prefix: "Bearer ".into() }];
         let h = vec![("authorization".to_string(), b"Bearer a.b.c".to_vec())];
-        let seen = |t: &[u8]| (t == b"a.b.c").then_some("a.b.c");
+        let seen = |t: &[u8]| (t == b"a.b.c").then(|| Rc::from("a.b.c"));
         assert_eq!(extract_known(&s, &h, "/", &seen), Extracted::Token { token: "a.b.c".into(), sources: 1 });
         let odd = vec![("authorization".to_string(), b"Bearer a.b\"c".to_vec())];
         assert_eq!(extract_known(&s, &odd, "/", &seen), Extracted::Malformed, "not the known token: checked");
-        assert_eq!(extract_known(&s, &odd, "/", &|_| Some("a.b\"c")), Extracted::Token { token: "a.b\"c".into(), sources: 1 }, "the contract: known means verified before");
+        assert_eq!(extract_known(&s, &odd, "/", &|_| Some(Rc::from("a.b\"c"))), Extracted::Token { token: "a.b\"c".into(), sources: 1 }, "the contract: known means verified before");
         let two = vec![("authorization".to_string(), b"Bearer a.b.c,Bearer d.e.f".to_vec())];
         assert_eq!(extract_known(&s, &two, "/", &seen), Extracted::Ambiguous);
     }

@@ -36,7 +36,8 @@ pub enum WaitKind {
 /// A paused request: enough to decide it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
-    pub token: String,
+    /// Shared with the per-VM cache's entry where the token was kept there.
+    pub token: std::rc::Rc<str>,
     pub route: Option<usize>,
     /// How to take the client's token out of the request (used when it is replaced).
     pub removal: HeaderPlan,

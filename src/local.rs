@@ -10,6 +10,7 @@
 //! entry got (`min(exp, now + max_ttl)`), and an exchanged token's the one its shared entry got.
 
 use crate::flow::Verified;
+use std::rc::Rc;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
@@ -27,7 +28,8 @@ struct Exchanged {
 }
 
 struct Entry {
-    token: Box<str>,
+    /// Shared with the requests that present it (`known`): a hot request copies no token.
+    token: Rc<str>,
     until_ms: u64,
     verified: Verified,
     exchanged: Vec<Exchanged>,
@@ -40,7 +42,8 @@ pub struct LocalCache {
 }
 
 /// `a == b`, eight bytes at a time (wasm's `memcmp` goes byte by byte, and every request
-/// compares its whole token with the one kept here, twice: `holds`, then `verified`), and
+/// compares its whole header's token with the one kept here, in `known`; `verified` then knows
+/// the kept token by its address, which the request holds, so it cannot be another's), and
 /// without stopping at the first difference: how long a comparison takes says nothing of how
 /// much of a kept token a presented one shares (the hot case, equal tokens, reads all anyway).
 fn same(a: &[u8], b: &[u8]) -> bool {
@@ -72,23 +75,33 @@ impl LocalCache {
         let b = token;
         let tail = &b[b.len().saturating_sub(INDEX_BYTES)..];
         let mut h = self.seed ^ b.len() as u64;
-        for c in tail.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut mix = |w: u64| {
+            h = (h ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             h ^= h >> 29;
+        };
+        // Whole words read in place (a copy of each into a buffer was a `memcpy` call apiece).
+        let words = tail.chunks_exact(8);
+        let rest = words.remainder();
+        for c in words {
+            mix(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+        }
+        if !rest.is_empty() {
+            mix(rest.iter().rev().fold(0u64, |w, b| (w << 8) | u64::from(*b)));
         }
         Some((h % self.slots.len() as u64) as usize)
     }
 
     fn entry(&self, token: &[u8], now_ms: u64) -> Option<&Entry> {
         let e = self.slots.get(self.index(token)?)?.as_ref()?;
-        (now_ms < e.until_ms && same(e.token.as_bytes(), token)).then_some(e)
+        // The kept allocation itself (the request holds it from `known`): equal without reading it.
+        let kept = std::ptr::eq(e.token.as_ptr(), token.as_ptr()) && e.token.len() == token.len();
+        (now_ms < e.until_ms && (kept || same(e.token.as_bytes(), token))).then_some(e)
     }
 
     /// The token kept here, verified, at `now_ms`, that is byte for byte `token`.
-    pub fn known(&self, token: &[u8], now_ms: u64) -> Option<&str> {
-        self.entry(token, now_ms).map(|e| &*e.token)
+    /// Shared, not copied: `verified` then knows it by its address.
+    pub fn known(&self, token: &[u8], now_ms: u64) -> Option<Rc<str>> {
+        self.entry(token, now_ms).map(|e| e.token.clone())
     }
 
     /// What verifying `token` produced, if kept here and not expired at `now_ms`.
@@ -176,6 +189,23 @@ mod tests {
         for i in 0..9 {
             assert_eq!(c.verified(&tok(i), 1), None, "{i}: never another token's entry");
         }
+    }
+
+    #[test]
+    fn a_kept_token_is_shared_and_known_by_its_address_only_while_it_is_the_kept_one() {
+        let mut c = LocalCache::new(1);
+        c.put_verified("tok-a", 5_000, &v("a"));
+        let held = c.known(b"tok-a", 1).expect("kept");
+        assert_eq!(&*held, "tok-a");
+        assert_eq!(c.verified(&held, 1), Some(&v("a")));
+        assert_eq!(c.verified(&held, 5_000), None, "the address never extends the expiry");
+        // The one slot now holds another token: the held copy is not it, whatever its address.
+        c.put_verified("tok-b", 5_000, &v("b"));
+        assert_eq!(c.verified(&held, 1), None);
+        assert_eq!(c.known(b"tok-a", 1), None);
+        // Kept again (a new allocation): found by its bytes.
+        c.put_verified("tok-a", 5_000, &v("a2"));
+        assert_eq!(c.verified(&held, 1), Some(&v("a2")));
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl Minter {
             Err(r) => return deny_with(host, Deny::InsufficientScope, r),
         };
         let jti = self.jti(now);
-        let nested = spec.nest.then_some(p.token.as_str());
+        let nested = spec.nest.then_some(&*p.token);
         let Some((claims, exp_ms)) = minted_claims(signing, spec, &v, &scopes, now, jti, nested) else {
             return deny(cfg, host, Deny::Claims, "token has no subject");
         };

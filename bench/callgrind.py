@@ -9,10 +9,12 @@ more than its count says): bench/probe.sh's CPU per request stays the measure of
 one says where the work is and whether a change removed some.
 
 Usage: bench/callgrind.sh [N] [--only a,b] [--baseline OTHER.wasm] (N requests per setup, default
-500; the baseline, e.g. the last release's build, as `base_hot`). Setups: the do-nothing floor, the host-call lab
-(the limit reference: read `authorization`, set `x-user-sub`; with the time read; with the
-underscore spelling's removal), the filter's probes (bench/probe.sh builds them: entry, headers,
-decide) when built, and the filter with and without `strip_underscore_spellings`."""
+500; the baseline, e.g. the last release's build, as `base_hot` and `base_hot_routes`). Setups: the
+do-nothing floor, the host-call lab (the limit reference: read `authorization`, set `x-user-sub`;
+with the time read; with the underscore spelling's removal; three single-header reads; the whole
+map in one read), the filter's probes (bench/probe.sh builds them: entry, headers, decide) when
+built, and the filter with and without `strip_underscore_spellings`, and with routes matched by
+path and method (`tef_hot_routes`: more of the request read than `authorization`)."""
 import glob
 import http.client
 import json
@@ -99,6 +101,8 @@ def main():
         jwks = idp.jwks()
         hot = jwt_tool.encode(idp.key("ES256"), jwt_tool.claims(B.ISS, B.AUD, ttl=3600, sub="bench"))
         conf = B.tef_conf(jwks)
+        # Routes by path and method: the filter reads more of the request than `authorization`.
+        ROUTES = {**conf, "routes": [{"match": {"path_prefix": "/admin", "methods": ["POST"]}, "allow_anonymous": True}, {"match": {"path_prefix": "/"}}]}
         lab = lambda ops: B.bootstrap([B.wasm_filter(B.NOOP_WASM, ops, "lab")])
         tef = lambda wasm, c=conf: B.bootstrap([B.wasm_filter(wasm, c, "tef")])
         setups = {
@@ -107,15 +111,21 @@ def main():
             "lab_hdr_time": lab("hdr:authorization,time"),
             "lab_limit": lab("hdr:authorization,set:x-user-sub"),
             "lab_limit_del": lab("hdr:authorization,set:x-user-sub,del:x_user_sub"),
+            "lab_pairs": lab("pairs:authorization"),
+            "lab_hdr3": lab("hdr:authorization,hdr::path,hdr::method"),
+            "lab_pairs_limit": lab("pairs:authorization,set:x-user-sub"),
         }
         for probe in ("entry", "headers", "decide"):
             w = ROOT / "bench" / "out" / f"tef-probe-{probe}.wasm"
             if w.exists():
                 setups[f"probe_{probe}"] = tef(w)
         if "--baseline" in sys.argv:
-            setups["base_hot"] = tef(Path(sys.argv[sys.argv.index("--baseline") + 1]))
+            base = Path(sys.argv[sys.argv.index("--baseline") + 1])
+            setups["base_hot"] = tef(base)
+            setups["base_hot_routes"] = tef(base, ROUTES)
         setups["tef_hot"] = tef(B.TEF_WASM)
         setups["tef_hot_no_underscore"] = tef(B.TEF_WASM, {**conf, "forward": {**conf["forward"], "strip_underscore_spellings": False}})
+        setups["tef_hot_routes"] = tef(B.TEF_WASM, ROUTES)
         # `--only a,b`: those setups (the floor and the limit reference always run).
         only = set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
         res = {}

@@ -13,6 +13,7 @@ pub mod credential;
 pub mod dpop;
 pub mod extract;
 pub mod flow;
+pub mod header_map;
 pub mod host;
 pub mod jose;
 pub mod keys;

@@ -20,6 +20,8 @@ pub mod dpop;
 pub mod extract;
 #[path = "../../src/flow.rs"]
 pub mod flow;
+#[path = "../../src/header_map.rs"]
+pub mod header_map;
 #[path = "../../src/host.rs"]
 pub mod host;
 #[path = "../../src/jose/mod.rs"]

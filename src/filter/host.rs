@@ -109,6 +109,27 @@ fn apply_plan(plan: &HeaderPlan, present: Option<&[(String, Vec<u8>)]>) {
     }
 }
 
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The SDK's own import (it offers the map only as one allocated `String` and `Vec` per pair).
+    fn proxy_get_header_map_pairs(map_type: MapType, data: *mut *mut u8, size: *mut usize) -> Status;
+}
+
+/// The request's header map, serialized as the host writes it (`header_map::select` reads it):
+/// one host call and one allocation, however many headers (empty if the host has none).
+pub fn request_header_map() -> Vec<u8> {
+    let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: on `Ok` the host wrote `size` bytes into a buffer it obtained from this module's
+    // `proxy_on_memory_allocate` (the SDK's: a `Vec<u8>` of exactly that capacity, forgotten),
+    // so this `Vec` takes ownership of it once, as the SDK's `get_map_bytes` does.
+    unsafe {
+        match proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) {
+            Status::Ok if !data.is_null() => Vec::from_raw_parts(data, size, size),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// The `:status` and body of the HTTP call response being delivered (body `None` if over `max`).
 pub fn call_response(body_size: usize, max: usize) -> (String, Option<Vec<u8>>) {
     let status = call_header(":status").unwrap_or_default();

@@ -1,9 +1,10 @@
 //! HTTP context: reads the request, asks the core, applies the outcome; leads the token exchanges
 //! it starts (their answers come back here).
 
-use super::host::{apply, call_header, call_response, max_call_bytes, WasmHost};
+use super::host::{apply, call_header, call_response, max_call_bytes, request_header_map, WasmHost};
 use super::root::{dispatch, wake_pending, Shared};
 use crate::flow::{CallResult, Connection, Outcome, Pending};
+use crate::header_map;
 use crate::reply;
 use crate::route::RouteInput;
 use proxy_wasm::hostcalls;
@@ -73,19 +74,21 @@ impl Drop for Http {
     }
 }
 
-/// Reads the request headers named in `buf` (all of `Config::needed_headers`) into it: the
-/// present ones first, in `buf[..n]`; returns `n`. No header name is copied per request.
-fn read_needed(buf: &mut [(String, Vec<u8>)]) -> usize {
-    let mut n = 0;
-    for i in 0..buf.len() {
-        let Some((name, value)) = buf.get_mut(i) else { break };
-        if let Some(v) = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok().flatten() {
+/// `Config::only_authorization`: the one header read into `entries[0]`; returns how many
+/// entries it filled (0 or 1).
+fn read_authorization(entries: &mut Vec<(String, Vec<u8>)>) -> usize {
+    let Some(v) = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "authorization").ok().flatten() else { return 0 };
+    match entries.first_mut() {
+        Some((k, value)) => {
+            if k != "authorization" {
+                k.clear();
+                k.push_str("authorization");
+            }
             *value = v;
-            buf.swap(n, i);
-            n += 1;
         }
+        None => entries.push(("authorization".into(), v)),
     }
-    n
+    1
 }
 
 fn property(path: &[&str]) -> Option<String> {
@@ -132,28 +135,19 @@ impl HttpContext for Http {
         if option_env!("TEF_PROBE") == Some("entry") {
             return Action::Continue;
         }
-        // Bytes, not String: the SDK's String variants panic on a non-UTF-8 header value.
         let cfg = s.filter.borrow().cfg.clone();
-        // The names the configuration reads, made once (a busy buffer, never expected: a new one).
+        // The whole map in one host call, the headers the configuration reads kept as bytes (the
+        // SDK's String variants panic on a non-UTF-8 value) in a per-VM buffer that keeps its
+        // allocations (a busy buffer, never expected: a new one).
         let mut buf = s.headers.try_borrow_mut().ok();
-        let mut own: Vec<(String, Vec<u8>)>;
-        let headers: &[(String, Vec<u8>)] = match &cfg.needed_headers {
-            Some(names) => {
-                let buf = match buf.as_deref_mut() {
-                    Some(b) => b,
-                    None => {
-                        own = names.iter().map(|n| (n.clone(), Vec::new())).collect();
-                        &mut own
-                    }
-                };
-                let n = read_needed(buf);
-                &buf[..n]
-            }
-            None => {
-                own = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-                &own
-            }
+        let mut own = Vec::new();
+        let entries = buf.as_deref_mut().unwrap_or(&mut own);
+        let n = if cfg.only_authorization {
+            read_authorization(entries)
+        } else {
+            header_map::select(&request_header_map(), cfg.needed_headers.as_deref(), entries)
         };
+        let headers: &[(String, Vec<u8>)] = entries.get(..n).unwrap_or_default();
         if option_env!("TEF_PROBE") == Some("headers") {
             return Action::Continue;
         }
@@ -179,13 +173,12 @@ impl HttpContext for Http {
         if option_env!("TEF_PROBE") == Some("decide") {
             return Action::Continue;
         }
-        // Stripped headers that were not read are removed unconditionally.
-        let present = if cfg.strip_unread { None } else { Some(headers) };
+        // From the whole map every stripped header is among those kept, and one that is not
+        // there is not removed; after the one read, they are removed unread.
+        let present = (!cfg.only_authorization).then_some(headers);
         let action = self.carry_out(&s, outcome, present);
         // The values (the token among them) are not kept past the request.
-        if let Some(buf) = buf.as_deref_mut() {
-            buf.iter_mut().for_each(|(_, v)| *v = Vec::new());
-        }
+        header_map::wipe(entries);
         action
     }
 }

@@ -22,8 +22,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Paused requests, by HTTP context id.
     pub pending: RefCell<BTreeMap<u32, Pending>>,
-    /// The request headers the configuration reads (`Config::needed_headers`), their names
-    /// made once: every request fills in the values (`http::read_needed`).
+    /// The request headers the configuration reads (`Config::needed_headers`), as the last
+    /// request had them: each request overwrites them in place (`header_map::select`).
     pub headers: RefCell<Vec<(String, Vec<u8>)>>,
 }
 
@@ -166,10 +166,9 @@ impl RootContext for Root {
         };
         let summary = crate::config::summary(&cfg);
         let metrics = Metrics::define(&cfg.stat_prefix);
-        let headers = cfg.needed_headers.iter().flatten().map(|n| (n.clone(), Vec::new())).collect();
         let mut filter = Filter::new(Rc::new(cfg));
         filter.init(&WasmHost { metrics: &metrics });
-        self.shared = Some(Rc::new(Shared { filter: RefCell::new(filter), metrics, pending: RefCell::new(BTreeMap::new()), headers: RefCell::new(headers) }));
+        self.shared = Some(Rc::new(Shared { filter: RefCell::new(filter), metrics, pending: RefCell::new(BTreeMap::new()), headers: RefCell::new(Vec::new()) }));
         if let Err(e) = hostcalls::set_tick_period(TICK) {
             log::error!("[tick_failed] cannot set the tick period: {e:?}");
             return false;

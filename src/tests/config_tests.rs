@@ -190,22 +190,26 @@ fn bad_exchange_configurations_name_the_field() {
 }
 
 #[test]
-fn headers_read_one_by_one_only_for_authorization_sources() {
+fn only_the_headers_read_and_stripped_are_kept_for_authorization_sources() {
     let c = parse(&json!({"providers": [{"name": "a", "issuer": "i", "audiences": ["x"],
         "jwks": {"cluster": "idp", "path": "/k"}}], "forward": {"claims_to_headers": {"sub": "x-sub"}}}))
     .unwrap();
-    assert_eq!(c.needed_headers, Some(vec!["authorization".into()]), "no route needs :path or :authority");
-    assert!(c.strip_unread, "a claim header is set on every allowed request: x-sub is removed unread");
+    assert_eq!(c.needed_headers, Some(vec!["authorization".into(), "x-sub".into(), "x_sub".into()]), "a set header is stripped first: seen, so removed only when there");
     let c = parse(&json!({"providers": [{"name": "a", "issuer": "i", "audiences": ["x"],
         "jwks": {"cluster": "idp", "path": "/k"}}], "forward": {"strip_headers": ["x-sub"]}}))
     .unwrap();
-    assert_eq!(c.needed_headers, Some(vec!["authorization".into(), "x-sub".into(), "x_sub".into()]), "nothing is set: read before removing");
-    assert!(!c.strip_unread);
+    assert_eq!(c.needed_headers, Some(vec!["authorization".into(), "x-sub".into(), "x_sub".into()]));
+    assert!(c.only_authorization, "one read, the two stripped headers removed unread");
+    let c = parse(&json!({"providers": [{"name": "a", "issuer": "i", "audiences": ["x"],
+        "jwks": {"cluster": "idp", "path": "/k"}}], "forward": {"strip_headers": ["x-sub", "x-email"]}}))
+    .unwrap();
+    assert!(!c.only_authorization, "four stripped headers: the whole map shows which are there");
     let c = parse(&json!({"providers": [{"name": "a", "issuer": "i", "audiences": ["x"],
         "jwks": {"cluster": "idp", "path": "/k"}}],
         "routes": [{"match": {"path_prefix": "/p", "authority": "h"}, "allow_anonymous": true}]}))
     .unwrap();
     assert_eq!(c.needed_headers, Some(vec![":path".into(), ":authority".into(), "authorization".into()]));
+    assert!(!c.only_authorization);
     // A cookie (or any other) source needs the whole header map: a cookie may repeat.
     assert_eq!(parse(&example()).unwrap().needed_headers, None);
 }

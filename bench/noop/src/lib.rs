@@ -3,7 +3,8 @@
 //! Without a plugin configuration it does nothing but return `Continue`: the cost of crossing the
 //! proxy-wasm ABI for one request, and no more. With one, a comma-separated list of host calls to
 //! make on every request, in order (bench/hostcalls.py):
-//! `hdr:NAME` (read one request header), `hdrs` (read the whole header map), `time`,
+//! `hdr:NAME` (read one request header), `hdrs` (read the whole header map), `pairs:NAME` (the
+//! whole map in one host call, NAME's value found in its serialized bytes, nothing copied), `time`,
 //! `shared:KEY` (read a shared-data key, written once at configure time), `set:NAME` (set a request
 //! header), `del:NAME` (remove a request header), `sha:N` (SHA-256 of N bytes in the VM, no host
 //! call: the price of the filter's cache key in Envoy's V8); `OP*N` repeats one N times.
@@ -19,6 +20,7 @@ proxy_wasm::main! {{
 enum Op {
     Hdr(String),
     Hdrs,
+    Pairs(String),
     Time,
     Shared(String),
     Set(String),
@@ -49,6 +51,7 @@ impl RootContext for Root {
             ops.push(match kind {
                 "hdr" => Op::Hdr(arg.into()),
                 "hdrs" => Op::Hdrs,
+                "pairs" => Op::Pairs(arg.into()),
                 "time" => Op::Time,
                 "shared" => {
                     // A value the size of a cached claims entry.
@@ -84,6 +87,7 @@ impl HttpContext for Lab {
             match op {
                 Op::Hdr(n) => sink += hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, n).ok().flatten().map_or(0, |v| v.len()),
                 Op::Hdrs => sink += hostcalls::get_map_bytes(MapType::HttpRequestHeaders).map_or(0, |v| v.len()),
+                Op::Pairs(n) => sink += pairs(n),
                 Op::Time => sink += hostcalls::get_current_time().is_ok() as usize,
                 Op::Shared(k) => sink += hostcalls::get_shared_data(k).ok().and_then(|(v, _)| v).map_or(0, |v| v.len()),
                 Op::Set(n) => {
@@ -101,4 +105,32 @@ impl HttpContext for Lab {
         std::hint::black_box(sink);
         Action::Continue
     }
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+}
+
+/// The request's header map in one host call; `name`'s value length, found in place.
+fn pairs(name: &str) -> usize {
+    let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: the host writes a buffer it allocated through this module's allocator.
+    let buf = unsafe {
+        if proxy_get_header_map_pairs(0, &mut data, &mut size) != 0 || data.is_null() {
+            return 0;
+        }
+        Vec::from_raw_parts(data, size, size)
+    };
+    let word = |i: usize| buf.get(i..i + 4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let n = word(0);
+    let mut p = 4 + n * 8;
+    for i in 0..n {
+        let (k, v) = (word(4 + i * 8), word(8 + i * 8));
+        if buf.get(p..p + k) == Some(name.as_bytes()) {
+            return v;
+        }
+        p += k + v + 2;
+    }
+    0
 }

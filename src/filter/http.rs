@@ -91,6 +91,11 @@ fn read_authorization(entries: &mut Vec<(String, Vec<u8>)>) -> usize {
     1
 }
 
+/// A request header's value as text, borrowed (`""` when absent or not UTF-8).
+fn text<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> &'h str {
+    headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("")
+}
+
 fn property(path: &[&str]) -> Option<String> {
     hostcalls::get_property(path.to_vec()).ok().flatten().and_then(|b| String::from_utf8(b).ok())
 }
@@ -151,18 +156,10 @@ impl HttpContext for Http {
         if option_env!("TEF_PROBE") == Some("headers") {
             return Action::Continue;
         }
-        let pseudo = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .and_then(|(_, v)| std::str::from_utf8(v).ok())
-                .unwrap_or("")
-                .to_owned()
-        };
-        let (path, authority, method) = (pseudo(":path"), pseudo(":authority"), pseudo(":method"));
+        let (path, authority, method) = (text(headers, ":path"), text(headers, ":authority"), text(headers, ":method"));
         let route_name = if cfg.needs_route_name { property(&["xds", "route_name"]) } else { None };
         let cluster = if cfg.needs_cluster { property(&["xds", "cluster_name"]) } else { None };
-        let input = RouteInput { method: &method, path: &path, authority: &authority, route_name: route_name.as_deref(), cluster: cluster.as_deref() };
+        let input = RouteInput { method, path, authority, route_name: route_name.as_deref(), cluster: cluster.as_deref() };
         let host = WasmHost { metrics: &s.metrics };
         // The client certificate's SHA-256 (hex) as Envoy saw it in this connection's handshake.
         let peer_cert = if cfg.needs_peer_cert { property(&["connection", "sha256_peer_certificate_digest"]) } else { None };

@@ -44,6 +44,14 @@ pub struct Verified {
     pub cnf: Option<Box<claims::Cnf>>,
 }
 
+/// What a cache hit counts.
+fn count_hit(v: &Verified, host: &dyn Host) {
+    host.count(Metric::CacheHit);
+    if v.key_fp == INTROSPECTED {
+        host.count(Metric::IntrospectionCacheHit);
+    }
+}
+
 pub enum Auth {
     Ok(Verified),
     Fail(Deny, &'static str),
@@ -110,20 +118,37 @@ impl Authenticator {
     /// A token found in a cache (this worker's front or shared data).
     /// `None`: the key that verified it has left the provider's keys since: verify again.
     fn claims_hit(&self, v: Verified, route: Option<usize>, waited: Option<&Pending>, host: &dyn Host) -> Option<Auth> {
-        let introspected = v.key_fp == INTROSPECTED;
-        if !introspected && (!self.keys.holds_key(v.provider, v.key_fp) || v.inner_key.is_some_and(|(ip, fp)| !self.keys.holds_key(ip, fp))) {
+        if !self.still_held(&v) {
             return None;
         }
         if waited.is_none() {
-            host.count(Metric::CacheHit);
-            if introspected {
-                host.count(Metric::IntrospectionCacheHit);
-            }
+            count_hit(&v, host);
         }
         if !authorize::provider_allowed(&self.cfg, route, v.provider) {
             return Some(Auth::Fail(Deny::ProviderNotAllowed, "issuer not accepted on this route"));
         }
         Some(Auth::Ok(v))
+    }
+
+    /// Whether the keys that verified a kept result are still the provider's (an introspected
+    /// result has none).
+    fn still_held(&self, v: &Verified) -> bool {
+        v.key_fp == INTROSPECTED || (self.keys.holds_key(v.provider, v.key_fp) && v.inner_key.is_none_or(|(ip, fp)| self.keys.holds_key(ip, fp)))
+    }
+
+    /// A token this worker forwarded a moment ago on `route`, as it came: the plan that decision
+    /// made (`LocalCache::put_forwarded`), counted as the whole decision counts it (a cache hit,
+    /// then `allowed`). `None`: decide in full. Everything else that decision read is the
+    /// configuration and the verification result the plan is kept with, but the provider's keys,
+    /// which change: checked here as `claims_hit` checks them.
+    pub fn forwarded(&self, token: &str, route: Option<usize>, now: u64, host: &dyn Host) -> Option<std::rc::Rc<crate::flow::HeaderPlan>> {
+        let (v, plan) = self.local.forwarded(token, route, now)?;
+        if !self.still_held(v) {
+            return None;
+        }
+        count_hit(v, host);
+        host.count(Metric::Allowed);
+        Some(plan.clone())
     }
 
     pub fn authenticate(&mut self, token: &str, route: Option<usize>, now: u64, waited: Option<&Pending>, host: &dyn Host) -> Auth {

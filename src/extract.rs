@@ -42,8 +42,15 @@ fn is_b64token(s: &str) -> bool {
     !body.is_empty() && body.bytes().all(|c| B64TOKEN[c as usize])
 }
 
+/// The names compared as they come first: the host hands them in lowercase, as the
+/// configuration holds them (a case-insensitive comparison is a pass of two lowercasings per
+/// byte, on every request, in V8); any other spelling still matches.
 fn values<'a>(headers: &'a [(String, Vec<u8>)], name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-    headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    headers.iter().filter(move |(k, _)| same_ignoring_case(k.as_bytes(), name.as_bytes())).map(|(_, v)| v.as_slice())
+}
+
+fn same_ignoring_case(a: &[u8], b: &[u8]) -> bool {
+    a == b || a.eq_ignore_ascii_case(b)
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -88,7 +95,7 @@ fn from_header(headers: &[(String, Vec<u8>)], name: &str, prefix: &str, known: &
         return Found::Many;
     }
     // The scheme, on the bytes (the prefix is text: equal bytes end on a character boundary).
-    let rest = v.get(prefix.len()..).filter(|_| v[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()));
+    let rest = v.get(prefix.len()..).filter(|_| same_ignoring_case(&v[..prefix.len()], prefix.as_bytes()));
     let rest = rest.map(|r| &r[r.iter().position(|b| *b != b' ').unwrap_or(r.len())..]);
     // The common case first: a token this worker verified a moment ago (valid UTF-8 and a
     // b64token then, so neither is checked again: each is a pass over the token in V8).

@@ -221,6 +221,13 @@ impl Filter {
             Extracted::Ambiguous => return deny(cfg, host, Deny::BadRequest, "more than one token in the request"),
             Extracted::Malformed => return deny(cfg, host, Deny::Malformed, "token malformed"),
         };
+        // Forwarded a moment ago on this route, as it came: decided then (`LocalCache::forwarded`).
+        // Not where each request's own binding or replay is checked.
+        if !cfg.sender_checks && !cfg.txn_replay {
+            if let Some(plan) = self.auth.forwarded(&token, route, now, host) {
+                return Outcome::Allow(plan);
+            }
+        }
         // The client's token leaves the request where the route replaces it.
         let removal = match route.filter(|i| cfg.routes[*i].replaces_token()) {
             Some(_) => extract::removal_plan(&cfg.sources, sources, headers, r.path),
@@ -327,7 +334,11 @@ impl Filter {
             Some((r, route)) if route.embedded.is_some() => self.embedded.run(&cfg, &mut self.auth, p, r, v, now, host),
             _ => {
                 host.count(Metric::Allowed);
-                Outcome::Allow(self.forward_plans.get(&cfg, &v.set))
+                let plan = self.forward_plans.get(&cfg, &v.set);
+                if !cfg.sender_checks && !cfg.txn_replay {
+                    self.auth.local.put_forwarded(&p.token, p.route, &v.set, &plan, now);
+                }
+                Outcome::Allow(plan)
             }
         }
     }

@@ -8,8 +8,11 @@
 //! token), what its verification produced, and the tokens it was exchanged for per route. An
 //! entry never outlives what the shared caches would serve: its expiry is the one the shared
 //! entry got (`min(exp, now + max_ttl)`), and an exchanged token's the one its shared entry got.
+//! A token forwarded as it came also keeps the plan that decision made (`forwarded`), next to
+//! the very verification result it was made from: the next request with it on that route is
+//! answered without deciding again.
 
-use crate::flow::Verified;
+use crate::flow::{HeaderPlan, Verified};
 use std::rc::Rc;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -33,6 +36,8 @@ struct Entry {
     until_ms: u64,
     verified: Verified,
     exchanged: Vec<Exchanged>,
+    /// The route (`None`: no route matched) the token was last forwarded on, and the plan.
+    forward: Option<(Option<usize>, Rc<HeaderPlan>)>,
 }
 
 pub struct LocalCache {
@@ -113,7 +118,27 @@ impl LocalCache {
     pub fn put_verified(&mut self, token: &str, until_ms: u64, verified: &Verified) {
         let Some(i) = self.index(token.as_bytes()) else { return };
         if let Some(slot) = self.slots.get_mut(i) {
-            *slot = Some(Entry { token: token.into(), until_ms, verified: verified.clone(), exchanged: Vec::new() });
+            *slot = Some(Entry { token: token.into(), until_ms, verified: verified.clone(), exchanged: Vec::new(), forward: None });
+        }
+    }
+
+    /// The plan `put_forwarded` kept for `token` on `route`, with the verification result it
+    /// was made from, if kept here and not expired at `now_ms`.
+    pub fn forwarded(&self, token: &str, route: Option<usize>, now_ms: u64) -> Option<(&Verified, &Rc<HeaderPlan>)> {
+        let e = self.entry(token.as_bytes(), now_ms)?;
+        let (r, plan) = e.forward.as_ref()?;
+        (*r == route).then_some((&e.verified, plan))
+    }
+
+    /// Keeps `plan`, what forwarding `token` on `route` decided from the verification result
+    /// whose claim headers are `set`: only next to that very result (the allocation of its `set`,
+    /// which a result verified again does not share), so the plan never outlives what it was
+    /// made from.
+    pub fn put_forwarded(&mut self, token: &str, route: Option<usize>, set: &Rc<[(String, String)]>, plan: &Rc<HeaderPlan>, now_ms: u64) {
+        let Some(i) = self.index(token.as_bytes()) else { return };
+        let Some(Some(e)) = self.slots.get_mut(i) else { return };
+        if now_ms < e.until_ms && Rc::ptr_eq(&e.verified.set, set) && same(e.token.as_bytes(), token.as_bytes()) {
+            e.forward = Some((route, plan.clone()));
         }
     }
 
@@ -226,6 +251,34 @@ mod tests {
         // A new verification of the same token keeps nothing it should not.
         c.put_verified("s", 6_000, &v("s"));
         assert_eq!(c.exchanged("s", 1, 1), None);
+    }
+
+    #[test]
+    fn a_forwarded_plan_lives_with_the_result_it_was_made_from_and_its_route() {
+        let mut c = LocalCache::new(8);
+        let plan = Rc::new(HeaderPlan { remove: vec!["x-user-sub".into()], set: vec![("x-user-sub".into(), "a".into())] });
+        let va = v("a");
+        c.put_forwarded("tok-a", None, &va.set, &plan, 0);
+        assert!(c.forwarded("tok-a", None, 1).is_none(), "no plan without a verified token");
+        c.put_verified("tok-a", 5_000, &va);
+        // Another result's claims (equal in value, not the kept one): not kept.
+        c.put_forwarded("tok-a", None, &v("a").set, &plan, 0);
+        assert!(c.forwarded("tok-a", None, 1).is_none());
+        c.put_forwarded("tok-a", Some(2), &va.set, &plan, 0);
+        let (got, p) = c.forwarded("tok-a", Some(2), 1).expect("kept");
+        assert_eq!((got, &**p), (&va, &*plan));
+        assert!(c.forwarded("tok-a", None, 1).is_none(), "only on the route it was made for");
+        assert!(c.forwarded("tok-a", Some(1), 1).is_none());
+        assert!(c.forwarded("tok-a", Some(2), 5_000).is_none(), "never past the token's expiry");
+        assert!(c.forwarded("tok-b", Some(2), 1).is_none());
+        // Verified again: the plan made from the old result goes.
+        c.put_verified("tok-a", 6_000, &va);
+        assert!(c.forwarded("tok-a", Some(2), 1).is_none());
+        c.put_forwarded("tok-a", Some(2), &va.set, &plan, 5_500);
+        assert!(c.forwarded("tok-a", Some(2), 5_600).is_some());
+        c.put_verified("tok-a", 6_000, &va);
+        c.put_forwarded("tok-a", Some(2), &va.set, &plan, 6_000);
+        assert!(c.forwarded("tok-a", Some(2), 1).is_none(), "not kept once expired");
     }
 
     #[test]

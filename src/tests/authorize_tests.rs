@@ -8,6 +8,7 @@ use crate::metrics::{Deny, Metric};
 use crate::route::RouteInput;
 use crate::testing::FakeHost;
 use serde_json::{json, Value};
+use std::rc::Rc;
 
 const NOW: u64 = 1_800_000_000_000;
 const ISS: &str = "https://idp.ecomm.com";
@@ -309,4 +310,52 @@ fn discovery_finds_the_jwks_once_per_period_and_refuses_another_issuer() {
     assert!(f.tick(&host).is_empty(), "no JWKS fetch from a refused document (back-off)");
     assert_eq!(status(&f.resume(&waiting, &host).unwrap()), 503);
     assert_eq!(host.counter(Metric::JwksFetchFailed), 1);
+}
+
+/// A token forwarded a moment ago is answered from the plan that decision made
+/// (`LocalCache::forwarded`), counted as the decision counts, and only on the route it was made
+/// for: on a route that requires more the same token is decided again and refused; never past
+/// the token's expiry.
+#[test]
+fn a_forwarded_decision_is_kept_only_for_its_route_and_counted_as_made() {
+    let k = EsKey::new("k1");
+    let (host, mut f) = filter(json!({
+        "providers": [provider(&k)],
+        "routes": [
+            {"match": {"path_prefix": "/read"}, "require": {"scopes_any": ["read"]}},
+            {"match": {"path_prefix": "/admin"}, "require": {"scopes_all": ["admin"]}},
+            {"match": {"path_prefix": "/"}}
+        ],
+        "forward": {"claims_to_headers": {"sub": "x-user-sub"}}
+    }));
+    let tok = k.token(&claims(ISS, API, "alice", NOW));
+    let plan = |o: &Outcome| match o {
+        Outcome::Allow(p) => p.clone(),
+        o => panic!("expected Allow, got {o:?}"),
+    };
+    let first = plan(&f.on_request(&req("GET", "/read/1"), &bearer(&tok), &host));
+    assert_eq!((host.counter(Metric::Allowed), host.counter(Metric::CacheHit)), (1, 0));
+    for n in 2..5 {
+        let again = plan(&f.on_request(&req("GET", "/read/2"), &bearer(&tok), &host));
+        assert!(Rc::ptr_eq(&first, &again), "the kept plan itself");
+        assert_eq!((host.counter(Metric::Allowed), host.counter(Metric::CacheHit)), (n, n - 1), "counted as a cached decision");
+    }
+    // The route that requires more: decided again, refused, and the kept plan stays /read's.
+    assert_eq!(status(&f.on_request(&req("GET", "/admin"), &bearer(&tok), &host)), 403);
+    assert_eq!(host.counter(Metric::Denied(Deny::Forbidden)), 1);
+    assert!(Rc::ptr_eq(&first, &plan(&f.on_request(&req("GET", "/read"), &bearer(&tok), &host))));
+    // Another route that allows it: its own decision, the same headers.
+    let other = plan(&f.on_request(&req("GET", "/x"), &bearer(&tok), &host));
+    assert_eq!(*other, *first);
+    assert_eq!(status(&f.on_request(&req("GET", "/admin"), &bearer(&tok), &host)), 403);
+    assert_eq!(host.counter(Metric::Allowed), 6);
+    // Another token is never answered with it, and the kept one not past its expiry.
+    let bob = k.token(&claims(ISS, API, "bob", NOW));
+    let b = plan(&f.on_request(&req("GET", "/read"), &bearer(&bob), &host));
+    assert!(b.set.contains(&("x-user-sub".to_string(), "bob".to_string())), "{b:?}");
+    // Its expiry, with the provider's clock skew (60 s by default).
+    host.advance(359_999);
+    assert_eq!(*plan(&f.on_request(&req("GET", "/read"), &bearer(&tok), &host)), *first);
+    host.advance(1);
+    assert_eq!(status(&f.on_request(&req("GET", "/read"), &bearer(&tok), &host)), 401);
 }

@@ -19,6 +19,7 @@ import glob
 import http.client
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -35,7 +36,8 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 500
 OUT = ROOT / "bench" / "out" / "callgrind"
 
 
-def per_request(name: str, cfg: dict, token: str) -> float:
+def per_request(name: str, cfg: dict, token: str, tls=None) -> float:
+    """`tls`: (client certificate, its key, the CA): the listener is TLS and requires one."""
     d = OUT / name
     d.mkdir(parents=True, exist_ok=True)
     for f in glob.glob(str(d / "*")):
@@ -60,8 +62,15 @@ def per_request(name: str, cfg: dict, token: str) -> float:
             except (OSError, ValueError, IndexError, KeyError):
                 time.sleep(0.5)
 
+        ctx = None
+        if tls:
+            ctx = ssl.create_default_context(cafile=tls[2])
+            ctx.check_hostname = False  # the server's certificate names localhost; still checked against the CA
+            ctx.load_cert_chain(tls[0], tls[1])
+
         def run(n):
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            c = (http.client.HTTPSConnection("127.0.0.1", port, timeout=120, context=ctx) if ctx
+                 else http.client.HTTPConnection("127.0.0.1", port, timeout=120))
             for _ in range(n):
                 c.request("GET", "/orders", headers={"authorization": f"Bearer {token}"})
                 r = c.getresponse()
@@ -126,13 +135,26 @@ def main():
         setups["tef_hot"] = tef(B.TEF_WASM)
         setups["tef_hot_no_underscore"] = tef(B.TEF_WASM, {**conf, "forward": {**conf["forward"], "strip_underscore_spellings": False}})
         setups["tef_hot_routes"] = tef(B.TEF_WASM, ROUTES)
+        # The certificate binding (issue 15) on the hot token, next to the same token over the same
+        # TLS listener without it: what checking each request's client certificate adds.
+        (OUT / "pki").mkdir(parents=True, exist_ok=True)
+        pki = B.Pki(OUT / "pki")
+        cert, key, x5t = pki.client("bench-client")
+        tls = (cert, key, str(pki.d / "ca.pem"))
+        bound = jwt_tool.encode(idp.key("ES256"), jwt_tool.claims(B.ISS, B.AUD, ttl=3600, sub="bench", cnf={"x5t#S256": x5t}))
+        mtls = {**conf, "providers": [{**conf["providers"][0], "certificate_binding": {"required": True}}]}
+        over_tls = {"tef_hot_tls": (B.TEF_WASM, conf, hot), "tef_mtls_hot": (B.TEF_WASM, mtls, bound)}
+        if "--baseline" in sys.argv:
+            over_tls["base_mtls_hot"] = (base, mtls, bound)
+        for name, (w, c, t) in over_tls.items():
+            setups[name] = (B.with_tls(tef(w, c), pki), t, tls)
         # `--only a,b`: those setups (the floor and the limit reference always run).
         only = set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
         res = {}
         for name, cfg in setups.items():
             if only is not None and name not in only | {"floor", "lab_limit"}:
                 continue
-            res[name] = per_request(name, cfg, hot)
+            res[name] = per_request(name, *cfg) if isinstance(cfg, tuple) else per_request(name, cfg, hot)
             print(f"{name:24s} {res[name]:9.0f} instructions/request  (+{res[name] - res['floor']:7.0f} over the floor)", flush=True)
     finally:
         idp.stop()
@@ -140,6 +162,8 @@ def main():
     for n in ("tef_hot", "tef_hot_no_underscore"):
         if n in res:
             print(f"{n}: adds {(res[n] - res['floor']) / limit:.2f}x what the limit reference adds")
+    if "tef_mtls_hot" in res and "tef_hot_tls" in res:
+        print(f"the certificate binding adds {res['tef_mtls_hot'] - res['tef_hot_tls']:.0f} instructions to the hot token over TLS")
     (OUT / "results.json").write_text(json.dumps({"requests": N, "instructions_per_request": res}, indent=1))
 
 

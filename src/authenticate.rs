@@ -137,18 +137,18 @@ impl Authenticator {
     }
 
     /// A token this worker forwarded a moment ago on `route`, as it came: the plan that decision
-    /// made (`LocalCache::put_forwarded`), counted as the whole decision counts it (a cache hit,
-    /// then `allowed`). `None`: decide in full. Everything else that decision read is the
-    /// configuration and the verification result the plan is kept with, but the provider's keys,
-    /// which change: checked here as `claims_hit` checks them.
-    pub fn forwarded(&self, token: &str, route: Option<usize>, now: u64, host: &dyn Host) -> Option<std::rc::Rc<crate::flow::HeaderPlan>> {
+    /// made (`LocalCache::put_forwarded`) and the verification result it was made from, counted
+    /// as the decision counts a cached result (the caller counts `allowed` once it has checked
+    /// what this request brings itself: a client certificate). `None`: decide in full.
+    /// Everything else that decision read is the configuration and that result, but the
+    /// provider's keys, which change: checked here as `claims_hit` checks them.
+    pub fn forwarded(&self, token: &str, route: Option<usize>, now: u64, host: &dyn Host) -> Option<(&Verified, std::rc::Rc<crate::flow::HeaderPlan>)> {
         let (v, plan) = self.local.forwarded(token, route, now)?;
         if !self.still_held(v) {
             return None;
         }
         count_hit(v, host);
-        host.count(Metric::Allowed);
-        Some(plan.clone())
+        Some((v, plan.clone()))
     }
 
     pub fn authenticate(&mut self, token: &str, route: Option<usize>, now: u64, waited: Option<&Pending>, host: &dyn Host) -> Auth {

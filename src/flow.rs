@@ -118,6 +118,14 @@ pub(crate) fn deny(cfg: &Config, host: &dyn Host, d: Deny, description: &'static
     deny_with(host, d, reply_for(cfg, d, description))
 }
 
+/// Whether a forwarded decision is kept and answered from (`LocalCache::forwarded`): not where
+/// each request brings its own proof or is checked for replay (DPoP, Txn-Token replay). A
+/// certificate binding alone is checked again on every request, against its connection's
+/// certificate (`Filter::on_request_with`).
+fn keeps_forwarded(cfg: &Config) -> bool {
+    !cfg.txn_replay && (!cfg.sender_checks || cfg.dpop_source.is_none())
+}
+
 pub(crate) fn deny_with(host: &dyn Host, d: Deny, r: Reply) -> Outcome {
     host.count(Metric::Denied(d));
     // The reason code is the metric's; nothing from the request (no token, no subject).
@@ -221,10 +229,17 @@ impl Filter {
             Extracted::Ambiguous => return deny(cfg, host, Deny::BadRequest, "more than one token in the request"),
             Extracted::Malformed => return deny(cfg, host, Deny::Malformed, "token malformed"),
         };
-        // Forwarded a moment ago on this route, as it came: decided then (`LocalCache::forwarded`).
-        // Not where each request's own binding or replay is checked.
-        if !cfg.sender_checks && !cfg.txn_replay {
-            if let Some(plan) = self.auth.forwarded(&token, route, now, host) {
+        // Forwarded a moment ago on this route, as it came: decided then (`LocalCache::forwarded`),
+        // but for this request's own client certificate, checked here as a full decision does.
+        if keeps_forwarded(cfg) {
+            if let Some((v, plan)) = self.auth.forwarded(&token, route, now, host) {
+                if cfg.sender_checks {
+                    let presented = Presented { peer_cert_sha256: conn.peer_cert_sha256.map(str::to_owned), ..Presented::default() };
+                    if let Err((d, r)) = self.sender.check(cfg, v, &token, Some(&presented), now, host) {
+                        return deny_with(host, d, r);
+                    }
+                }
+                host.count(Metric::Allowed);
                 return Outcome::Allow(plan);
             }
         }
@@ -335,7 +350,7 @@ impl Filter {
             _ => {
                 host.count(Metric::Allowed);
                 let plan = self.forward_plans.get(&cfg, &v.set);
-                if !cfg.sender_checks && !cfg.txn_replay {
+                if keeps_forwarded(&cfg) {
                     self.auth.local.put_forwarded(&p.token, p.route, &v.set, &plan, now);
                 }
                 Outcome::Allow(plan)

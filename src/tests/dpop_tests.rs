@@ -341,10 +341,23 @@ fn certificate_binding() {
     assert_eq!(run(&mut f, &bound, Some(cert_hex)), None);
     assert_eq!(host.counter(Metric::CertificateBound), 1);
     assert_eq!(run(&mut f, &bound, Some(cert_hex)), None, "again, from the cache");
+    // Answered from the forwarded decision kept for it (the same plan), the certificate still
+    // checked on each request, against that request's connection.
+    let plan = |f: &mut crate::flow::Filter, cert: Option<&str>| match f.on_request_with(&r, &hdrs(&bound), crate::flow::Connection { peer_cert_sha256: cert, source_address: None }, &host) {
+        Outcome::Allow(p) => p,
+        o => panic!("{o:?}"),
+    };
+    let (a, b) = (plan(&mut f, Some(cert_hex)), plan(&mut f, Some(cert_hex)));
+    assert!(std::rc::Rc::ptr_eq(&a, &b), "the kept plan");
+    assert_eq!((host.counter(Metric::CertificateBound), host.counter(Metric::Allowed), host.counter(Metric::CacheHit)), (4, 4, 3));
     assert!(run(&mut f, &bound, None).is_some());
     assert_eq!(host.counter(Metric::Denied(Deny::CertificateMissing)), 1);
     assert!(run(&mut f, &bound, Some(&other_hex)).is_some());
     assert_eq!(host.counter(Metric::Denied(Deny::CertificateMismatch)), 1);
+    assert!(run(&mut f, &bound, Some("")).is_some(), "an empty digest is no certificate");
+    assert_eq!(host.counter(Metric::Denied(Deny::CertificateMissing)), 2);
+    assert_eq!((host.counter(Metric::Allowed), host.counter(Metric::CertificateBound)), (4, 4), "a refused request is not counted allowed");
+    assert_eq!(run(&mut f, &bound, Some(cert_hex)), None, "its own certificate again");
     assert!(run(&mut f, &plain, Some(cert_hex)).is_some());
     assert_eq!(host.counter(Metric::Denied(Deny::CertificateUnbound)), 1);
     // Not required: unbound tokens pass, bound ones still need their certificate.

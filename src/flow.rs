@@ -234,8 +234,8 @@ impl Filter {
         if keeps_forwarded(cfg) {
             if let Some((v, plan)) = self.auth.forwarded(&token, route, now, host) {
                 if cfg.sender_checks {
-                    let presented = Presented { peer_cert_sha256: conn.peer_cert_sha256.map(str::to_owned), ..Presented::default() };
-                    if let Err((d, r)) = self.sender.check(cfg, v, &token, Some(&presented), now, host) {
+                    // No DPoP here (`keeps_forwarded`): nothing of the request but its certificate.
+                    if let Err((d, r)) = self.sender.check(cfg, v, &token, Some(&Presented::default()), conn.peer_cert_sha256, now, host) {
                         return deny_with(host, d, r);
                     }
                 }
@@ -290,7 +290,7 @@ impl Filter {
                 let p = if (self.cfg.sender_checks || self.cfg.txn_replay) && !p.bound {
                     let cfg = self.cfg.clone();
                     if cfg.sender_checks {
-                        if let Err((d, r)) = self.sender.check(&cfg, &v, &p.token, p.presented.as_deref(), now, host) {
+                        if let Err((d, r)) = self.sender.check(&cfg, &v, &p.token, p.presented.as_deref(), p.presented.as_ref().and_then(|x| x.peer_cert_sha256.as_deref()), now, host) {
                             return deny_with(host, d, r);
                         }
                     } else if crate::claims::Cnf::jkt(&v.cnf).is_some() {

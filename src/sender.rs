@@ -113,8 +113,11 @@ impl Sender {
         (w == cur || w + 1 == cur) && mac(secret, w)[..16] == b[8..]
     }
 
-    /// Checks the token's binding. `Err`: the refusal to send.
-    pub fn check(&mut self, cfg: &Config, v: &Verified, token: &str, pres: Option<&Presented>, now: u64, host: &dyn Host) -> Result<(), (Deny, Reply)> {
+    /// Checks the token's binding: to a DPoP proof in `pres`, to the connection's client
+    /// certificate `cert` (Envoy's `connection.sha256_peer_certificate_digest`, hex). `Err`: the
+    /// refusal to send.
+    #[allow(clippy::too_many_arguments)]
+    pub fn check(&mut self, cfg: &Config, v: &Verified, token: &str, pres: Option<&Presented>, cert: Option<&str>, now: u64, host: &dyn Host) -> Result<(), (Deny, Reply)> {
         let prov = &cfg.providers[v.provider];
         let jkt = crate::claims::Cnf::jkt(&v.cnf);
         let dpop_scheme = pres.is_some_and(|p| p.dpop_scheme);
@@ -138,7 +141,7 @@ impl Sender {
             (Some(_), None) => {}
         }
         if let Some(cb) = &prov.certificate_binding {
-            let cert = pres.and_then(|p| p.peer_cert_sha256.as_deref()).filter(|c| !c.is_empty());
+            let cert = cert.filter(|c| !c.is_empty());
             match (crate::claims::Cnf::x5t(&v.cnf), cert) {
                 (None, _) if !cb.required => {}
                 (None, _) => return Err((Deny::CertificateUnbound, reply::invalid_token(realm, "token is not bound to a client certificate"))),

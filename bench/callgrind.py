@@ -68,16 +68,25 @@ def per_request(name: str, cfg: dict, token: str, tls=None) -> float:
             ctx.check_hostname = False  # the server's certificate names localhost; still checked against the CA
             ctx.load_cert_chain(tls[0], tls[1])
 
+        # A list of tokens (a population) goes round-robin, from where the warm-up left off.
+        tokens = token if isinstance(token, list) else [token]
+        sent = [0]
+
         def run(n):
             c = (http.client.HTTPSConnection("127.0.0.1", port, timeout=120, context=ctx) if ctx
                  else http.client.HTTPConnection("127.0.0.1", port, timeout=120))
             for _ in range(n):
-                c.request("GET", "/orders", headers={"authorization": f"Bearer {token}"})
+                t = tokens[sent[0] % len(tokens)]
+                sent[0] += 1
+                c.request("GET", "/orders", headers={"authorization": f"Bearer {t}"})
                 r = c.getresponse()
                 r.read()
                 if r.status != 200:
                     raise RuntimeError(f"{name}: status {r.status}")
-        run(int(os.environ.get("TEF_CG_WARM", "500")))  # warm: the token verified and cached, V8's tiers settled
+        # Warm: the token verified and cached, V8's tiers settled; a population twice through,
+        # so that the measured requests meet the cache as it stays (the first pass back after
+        # the one that filled it still meets the few entries that filling displaced).
+        run(int(os.environ.get("TEF_CG_WARM", "500")) + (2 * len(tokens) if len(tokens) > 1 else 0))
         ctl = lambda *a: subprocess.run(["callgrind_control", *a, str(p.pid)], check=True, capture_output=True)
         ctl("-i", "on")
         t0 = time.time()
@@ -92,6 +101,10 @@ def per_request(name: str, cfg: dict, token: str, tls=None) -> float:
         idle = time.time() - t0
         ctl("-d")
         ctl("-i", "off")
+        # The filter's counters (cache hits and misses among them), after the dumps.
+        c = http.client.HTTPConnection("127.0.0.1", ap, timeout=120)
+        c.request("GET", "/stats?filter=token_exchange")
+        (d / "stats.txt").write_bytes(c.getresponse().read())
     finally:
         p.terminate()
         p.wait()
@@ -102,6 +115,14 @@ def per_request(name: str, cfg: dict, token: str, tls=None) -> float:
             raise RuntimeError(f"{name}: no callgrind dump {part}")
         return sum(int(line.split()[1]) for line in open(f) if line.startswith("summary:"))
     return (dumped(1) - dumped(2) * busy / idle) / N
+
+
+# `--only a,b`: those setups (the floor and the limit reference always run).
+only = set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
+
+
+def only_wants(names) -> bool:
+    return only is None or any(n in only for n in names)
 
 
 def main():
@@ -120,6 +141,9 @@ def main():
             "lab_hdr_time": lab("hdr:authorization,time"),
             "lab_limit": lab("hdr:authorization,set:x-user-sub"),
             "lab_limit_del": lab("hdr:authorization,set:x-user-sub,del:x_user_sub"),
+            # The limit and one shared-data read of a claims entry's size: what a shared-data hit
+            # cannot avoid (bench/run.sh's wasm_ref, with the set).
+            "lab_limit_shared": lab("hdr:authorization,shared:c/1,set:x-user-sub"),
             "lab_pairs": lab("pairs:authorization"),
             "lab_hdr3": lab("hdr:authorization,hdr::path,hdr::method"),
             "lab_pairs_limit": lab("pairs:authorization,set:x-user-sub"),
@@ -135,6 +159,17 @@ def main():
         setups["tef_hot"] = tef(B.TEF_WASM)
         setups["tef_hot_no_underscore"] = tef(B.TEF_WASM, {**conf, "forward": {**conf["forward"], "strip_underscore_spellings": False}})
         setups["tef_hot_routes"] = tef(B.TEF_WASM, ROUTES)
+        # A population larger than the worker's front (its 1024 slots), round-robin: every
+        # request a shared-data hit of a token among P (bench/run.sh's tef_population, smaller), next to the
+        # hot token with the front off (every request a shared-data hit of one token).
+        P = int(os.environ.get("TEF_CG_POPULATION", "4096"))
+        pop = [jwt_tool.encode(idp.key("EdDSA"), jwt_tool.claims(B.ISS, B.AUD, ttl=3600, sub=f"p{i}")) for i in range(P)] if only_wants(("tef_population", "base_population")) else []
+        pop_conf = B.tef_conf(jwks, max_entries=2 * P, max_ttl=3600)
+        setups["tef_hot_shared"] = tef(B.TEF_WASM, B.tef_conf(jwks, local_entries=0))
+        setups["tef_population"] = (tef(B.TEF_WASM, pop_conf), pop)
+        if "--baseline" in sys.argv:
+            setups["base_hot_shared"] = tef(base, B.tef_conf(jwks, local_entries=0))
+            setups["base_population"] = (tef(base, pop_conf), pop)
         # The certificate binding (issue 15) on the hot token, next to the same token over the same
         # TLS listener without it: what checking each request's client certificate adds.
         (OUT / "pki").mkdir(parents=True, exist_ok=True)
@@ -148,8 +183,6 @@ def main():
             over_tls["base_mtls_hot"] = (base, mtls, bound)
         for name, (w, c, t) in over_tls.items():
             setups[name] = (B.with_tls(tef(w, c), pki), t, tls)
-        # `--only a,b`: those setups (the floor and the limit reference always run).
-        only = set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
         res = {}
         for name, cfg in setups.items():
             if only is not None and name not in only | {"floor", "lab_limit"}:

@@ -167,9 +167,14 @@ impl Authenticator {
                     return a;
                 }
             }
-            if waited.is_none() {
-                host.count(Metric::CacheMiss);
-            }
+        }
+        // Not a token verified before (the caches hold no other): RFC 6750's b64token or
+        // nothing, before anything parses it, sends it or counts a miss for it.
+        if !crate::extract::is_b64token(token) {
+            return Auth::Fail(Deny::Malformed, "token malformed");
+        }
+        if cfg.cache_max_ttl_ms > 0 && waited.is_none() {
+            host.count(Metric::CacheMiss);
         }
 
         if introspector::is_opaque(token) {

@@ -37,7 +37,7 @@ const B64TOKEN: [bool; 256] = {
 };
 
 /// RFC 6750 b64token, which covers every JWS/JWE compact token and opaque tokens.
-fn is_b64token(s: &str) -> bool {
+pub fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty() && body.bytes().all(|c| B64TOKEN[c as usize])
 }
@@ -102,15 +102,10 @@ fn from_header(headers: &[(String, Vec<u8>)], name: &str, prefix: &str, known: &
     if let Some(k) = rest.and_then(known) {
         return Found::One(k, true);
     }
-    if std::str::from_utf8(v).is_err() {
-        return Found::Bad;
-    }
-    // Another scheme (e.g. Basic): not a bearer token from this source.
-    let Some(Ok(t)) = rest.map(std::str::from_utf8) else { return Found::Nothing };
-    // A b64token never holds a ','.
-    if is_b64token(t) {
-        return Found::One(t.into(), true);
-    }
+    let Ok(text) = std::str::from_utf8(v) else { return Found::Bad };
+    // Another scheme (e.g. Basic): not a bearer token from this source. The token is the
+    // value's text from where its bytes put it (one UTF-8 pass, not two).
+    let Some(t) = rest.and_then(|r| text.get(v.len() - r.len()..)) else { return Found::Nothing };
     // Envoy joins repeated headers with ','; a b64token never contains one.
     if t.contains(',') {
         return Found::Many;
@@ -177,6 +172,18 @@ pub fn extract(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str) ->
 /// `extract`, where `known(t)` says `t` is byte for byte a token verified before (so a
 /// b64token): its characters are not checked again on every request.
 pub fn extract_known(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str, known: &Known) -> Extracted {
+    match extract_unchecked(sources, headers, path, known) {
+        (Extracted::Token { token, .. }, false) if !is_b64token(&token) => Extracted::Malformed,
+        (e, _) => e,
+    }
+}
+
+/// `extract_known`, but a token that is not the known one comes back with its characters not
+/// yet checked (`false` next to it): the caller checks them (`is_b64token`, a `Malformed` token
+/// otherwise) before it parses, verifies or sends the token anywhere, and may first look it up
+/// by its hash in the caches (only verified tokens, which passed that check, are found there;
+/// the check is a pass over the token, the price of a quarter of a shared-data hit).
+pub fn extract_unchecked(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str, known: &Known) -> (Extracted, bool) {
     let mut token: Option<Rc<str>> = None;
     let mut checked = false;
     let mut mask = 0u32;
@@ -189,7 +196,7 @@ pub fn extract_known(sources: &[Source], headers: &[(String, Vec<u8>)], path: &s
         };
         match found {
             Found::Nothing => {}
-            Found::Many => return Extracted::Ambiguous,
+            Found::Many => return (Extracted::Ambiguous, true),
             Found::Bad => bad = true,
             Found::One(t, valid) => match &token {
                 None => {
@@ -197,17 +204,16 @@ pub fn extract_known(sources: &[Source], headers: &[(String, Vec<u8>)], path: &s
                     mask |= 1 << i;
                 }
                 Some(first) if *first == t => mask |= 1 << i,
-                Some(_) => return Extracted::Ambiguous,
+                Some(_) => return (Extracted::Ambiguous, true),
             },
         }
     }
     match token {
         // Something unreadable next to a token is a second, different credential.
-        Some(_) if bad => Extracted::Ambiguous,
-        Some(t) if checked || is_b64token(&t) => Extracted::Token { token: t, sources: mask },
-        Some(_) => Extracted::Malformed,
-        None if bad => Extracted::Malformed,
-        None => Extracted::None,
+        Some(_) if bad => (Extracted::Ambiguous, true),
+        Some(t) => (Extracted::Token { token: t, sources: mask }, checked),
+        None if bad => (Extracted::Malformed, true),
+        None => (Extracted::None, true),
     }
 }
 

@@ -219,7 +219,9 @@ impl Filter {
         let anonymous = route.is_some_and(|i| cfg.routes[i].allow_anonymous);
         let now = host.now_ms();
         let known = |t: &[u8]| self.auth.local.known(t, now);
-        let (token, sources) = match extract::extract_known(&cfg.sources, headers, r.path, &known) {
+        // A token not known here is checked for its characters once it is not found in the
+        // caches either (`Authenticator::authenticate`): the caches hold only tokens that passed.
+        let (token, sources) = match extract::extract_unchecked(&cfg.sources, headers, r.path, &known).0 {
             Extracted::Token { token, sources } => (token, sources),
             Extracted::None if anonymous => {
                 host.count(Metric::AllowedAnonymous);

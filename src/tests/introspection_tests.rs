@@ -114,6 +114,27 @@ fn an_opaque_token_is_introspected_once_then_served_from_the_cache() {
     assert_eq!(host.counter(Metric::IntrospectionOk), 1, "still one call");
 }
 
+/// Extraction leaves a new token's characters to be checked after the caches (which hold only
+/// tokens that passed): one that is not an RFC 6750 b64token is still refused before it is
+/// sent anywhere, and counted as malformed, not as a cache miss.
+#[test]
+fn a_token_that_is_not_a_b64token_is_never_introspected() {
+    let (host, mut f) = plain();
+    let bad = ["2YotnFZF\"Ejr1zC", "2Yot%nFZ", "2Yot;nFZ", "2Yo=tnFZ", "2Yot\u{e9}nFZ", "2Yot nFZ"];
+    for t in bad {
+        let o = ask(&mut f, &host, t);
+        assert_eq!(status(&o), 401, "{t}");
+        let Outcome::Deny(r) = &o else { unreachable!() };
+        let www = r.headers.iter().find(|(k, _)| k == "www-authenticate").map(|(_, v)| v.as_str()).unwrap_or_default();
+        assert!(www.contains("invalid_token") && www.contains("token malformed"), "{t}: {www}");
+    }
+    assert_eq!(host.counter(Metric::Denied(Deny::Malformed)), bad.len() as u64);
+    assert_eq!(host.counter(Metric::CacheMiss), 0);
+    // The same characters' token, well formed, is introspected.
+    call(ask(&mut f, &host, OPAQUE));
+    assert_eq!(host.counter(Metric::CacheMiss), 1);
+}
+
 #[test]
 fn the_cache_never_outlives_exp_max_cache_or_cache_control() {
     // exp in 20 s: a new call after 20 s (the token would be expired: the server is asked again).

@@ -1,4 +1,5 @@
 //! The hot path's decision alone, N times (for callgrind: instruction counts per function).
+//! `hot N shared`: the worker's front off, every request a shared-data hit (`tef_hot_shared`).
 #[path = "../core.rs"]
 mod core;
 use core::*;
@@ -10,7 +11,7 @@ fn main() {
     let conf = serde_json::json!({
         "providers": [{"name": "corp", "issuer": "https://idp.bench", "audiences": ["https://api.bench"], "jwks": {"inline": fx["jwks"]}}],
         "forward": {"claims_to_headers": {"sub": "x-user-sub"}},
-        "cache": {"max_entries": 1000, "max_ttl_seconds": 300, "local_entries": 1024}});
+        "cache": {"max_entries": 1000, "max_ttl_seconds": 300, "local_entries": if std::env::args().nth(2).as_deref() == Some("shared") { 0 } else { 1024 }}});
     let cfg = Rc::new(config::parse(conf.to_string().as_bytes()).unwrap());
     let host = testing::FakeHost::new(1_800_000_000_000);
     let mut f = flow::Filter::new(cfg);

@@ -160,7 +160,7 @@ impl Authenticator {
         }
         let key = self.cache_key(token);
         if cfg.cache_max_ttl_ms > 0 {
-            if let Some((v, until)) = self.claims_cache.get(host, &key, now).and_then(|(e, until)| Some((decode_entry(&e)?, until))) {
+            if let Some((v, until)) = self.claims_cache.get_with(host, &key, now, |e, until| Some((decode_entry(e)?, until))) {
                 let v2 = v.clone();
                 if let Some(a) = self.claims_hit(v, route, waited, host) {
                     self.local.put_verified(token, until, &v2);

@@ -59,6 +59,30 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Entry<'_>>> {
     Some(out)
 }
 
+/// `decode(bytes)`'s live entry for `hash`, without collecting the entries: the whole bucket
+/// is still walked, so a bucket `decode` refuses (anything but a whole v2 bucket) finds nothing.
+fn find_live<'a>(bytes: &'a [u8], hash: &[u8], now_ms: u64) -> Option<Entry<'a>> {
+    let mut rest = bytes.strip_prefix(MAGIC.as_slice())?;
+    let mut found = None;
+    while !rest.is_empty() {
+        if rest.len() < ENTRY_HEADER {
+            return None;
+        }
+        let len = u32::from_be_bytes([rest[24], rest[25], rest[26], rest[27]]) as usize;
+        let payload = rest.get(ENTRY_HEADER..ENTRY_HEADER.checked_add(len)?)?;
+        if found.is_none() && &rest[..16] == hash {
+            let mut exp = [0u8; 8];
+            exp.copy_from_slice(&rest[16..24]);
+            let expiry_ms = u64::from_be_bytes(exp);
+            if now_ms < expiry_ms {
+                found = Some(Entry { hash: &rest[..16], expiry_ms, payload });
+            }
+        }
+        rest = &rest[ENTRY_HEADER + len..];
+    }
+    found
+}
+
 /// A bucket value holding `entries`.
 pub fn encode(entries: &[Entry<'_>]) -> Vec<u8> {
     let mut v = Vec::with_capacity(MAGIC.len() + entries.iter().map(|e| ENTRY_HEADER + e.payload.len()).sum::<usize>());
@@ -188,24 +212,25 @@ impl SlotCache {
 
     /// The payload stored for `hash` and its expiry, if present and not expired at `now_ms`.
     pub fn get(&self, host: &dyn Host, hash: &[u8; 32], now_ms: u64) -> Option<(Vec<u8>, u64)> {
+        self.get_with(host, hash, now_ms, |payload, expiry_ms| Some((payload.to_vec(), expiry_ms)))
+    }
+
+    /// `f(payload, expiry)` of `hash`'s live entry, read in place in the bucket as the host
+    /// returned it (no copy of the payload, no list of the bucket's entries: this runs on every
+    /// shared-data hit); `None` when there is none or `f` declines it.
+    pub fn get_with<T>(&self, host: &dyn Host, hash: &[u8; 32], now_ms: u64, f: impl FnOnce(&[u8], u64) -> Option<T>) -> Option<T> {
         // The second bucket's key is only made when the first does not hold the entry.
         let (a, b) = self.buckets_of(hash);
         for bucket in std::iter::once(a).chain(b) {
             if let Some((bytes, _)) = host.shared_get(&self.key(bucket)) {
-                let live = decode(&bytes).and_then(|es| es.into_iter().find(|e| e.hash == &hash[..16] && now_ms < e.expiry_ms));
-                if let Some(e) = live {
-                    return Some((e.payload.to_vec(), e.expiry_ms));
+                if let Some(e) = find_live(&bytes, &hash[..16], now_ms) {
+                    return f(e.payload, e.expiry_ms);
                 }
             }
         }
         None
     }
 
-    /// Stores `payload` for `hash` until `expiry_ms`: in place of its own entry, else in a free or
-    /// expired place, else over the live entry that expires first. The write is a compare-and-swap
-    /// on the bucket read, retried a few times: a bucket two workers write at once loses neither
-    /// entry (a write to a missing key cannot be compared, so there the last writer wins: a lost
-    /// race costs a later miss).
     pub fn put(&self, host: &dyn Host, hash: &[u8; 32], expiry_ms: u64, payload: &[u8], now_ms: u64) {
         let keys = self.bucket_keys(hash);
         let new = Entry { hash: &hash[..16], expiry_ms, payload };
@@ -325,6 +350,30 @@ mod tests {
         let per_lookup = (host.reads.get() - reads_before) as f64 / lookups as f64;
         assert!(per_lookup < 1.4, "{per_lookup} shared-data reads per lookup");
         assert!(entries_held(&host) <= c.capacity() as usize);
+    }
+
+    #[test]
+    fn finding_in_place_agrees_with_decoding_the_bucket() {
+        let (h1, h2, h3) = (h(1), h(2), h(3));
+        let bucket = encode(&[
+            Entry { hash: &h1[..16], expiry_ms: 100, payload: b"one" },
+            Entry { hash: &h2[..16], expiry_ms: 50, payload: b"" },
+            Entry { hash: &h3[..16], expiry_ms: 300, payload: b"three" },
+        ]);
+        for now in [0, 49, 50, 99, 100, 299, 300] {
+            for hash in [&h1, &h2, &h3, &h(4)] {
+                let want = decode(&bucket).and_then(|es| es.into_iter().find(|x| x.hash == &hash[..16] && now < x.expiry_ms));
+                assert_eq!(find_live(&bucket, &hash[..16], now), want, "now {now}");
+            }
+        }
+        // A bucket decode refuses (cut anywhere, another layout) holds nothing, also before the cut.
+        for cut in 0..bucket.len() {
+            let part = &bucket[..cut];
+            if decode(part).is_none() {
+                assert_eq!(find_live(part, &h1[..16], 0), None, "cut at {cut}");
+            }
+        }
+        assert_eq!(find_live(b"TEF1", &h1[..16], 0), None);
     }
 
     #[test]

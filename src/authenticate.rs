@@ -422,6 +422,10 @@ pub fn encode_entry(v: &Verified) -> Vec<u8> {
     out
 }
 
+thread_local! {
+    static EMPTY: (std::rc::Rc<[String]>, std::rc::Rc<str>) = (std::rc::Rc::from(Vec::new()), std::rc::Rc::from(""));
+}
+
 pub fn decode_entry(bytes: &[u8]) -> Option<Verified> {
     let u64_at = |at: usize| -> Option<u64> {
         let mut b = [0u8; 8];
@@ -437,8 +441,14 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Verified> {
     };
     let exp_ms = u64_at(at)?;
     let mut parts = bytes.get(at + 8..)?.split(|c| *c == 0);
-    let scopes = std::str::from_utf8(parts.next()?).ok()?.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>().into();
-    let carry = std::str::from_utf8(parts.next()?).ok()?.into();
+    let (scope_text, carry_text) = (std::str::from_utf8(parts.next()?).ok()?, std::str::from_utf8(parts.next()?).ok()?);
+    // Most entries have no scopes and carry nothing (no route mints): those share one empty
+    // allocation each instead of making one per decode (a shared-data hit decodes every time).
+    let (scopes, carry) = EMPTY.with(|(no_scopes, no_carry)| {
+        let scopes = if scope_text.is_empty() { no_scopes.clone() } else { scope_text.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>().into() };
+        let carry = if carry_text.is_empty() { no_carry.clone() } else { carry_text.into() };
+        (scopes, carry)
+    });
     let mut c = claims::Cnf::default();
     let cnf_part = parts.next()?;
     for m in cnf_part.split(|c| *c == 1).filter(|m| !m.is_empty()) {

@@ -41,10 +41,10 @@ pub struct SlotCache {
     evicted: Metric,
 }
 
-/// A bucket's entries; `None` for anything that is not a v2 bucket.
-pub fn decode(bytes: &[u8]) -> Option<Vec<Entry<'_>>> {
+/// Calls `each` on every entry of a v2 bucket, in order; `None` for anything that is not a
+/// whole one (then what `each` saw is to be dropped).
+fn walk<'a>(bytes: &'a [u8], mut each: impl FnMut(Entry<'a>)) -> Option<()> {
     let mut rest = bytes.strip_prefix(MAGIC.as_slice())?;
-    let mut out = Vec::new();
     while !rest.is_empty() {
         if rest.len() < ENTRY_HEADER {
             return None;
@@ -53,33 +53,28 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Entry<'_>>> {
         exp.copy_from_slice(&rest[16..24]);
         let len = u32::from_be_bytes([rest[24], rest[25], rest[26], rest[27]]) as usize;
         let payload = rest.get(ENTRY_HEADER..ENTRY_HEADER.checked_add(len)?)?;
-        out.push(Entry { hash: &rest[..16], expiry_ms: u64::from_be_bytes(exp), payload });
+        each(Entry { hash: &rest[..16], expiry_ms: u64::from_be_bytes(exp), payload });
         rest = &rest[ENTRY_HEADER + len..];
     }
+    Some(())
+}
+
+/// A bucket's entries; `None` for anything that is not a v2 bucket.
+pub fn decode(bytes: &[u8]) -> Option<Vec<Entry<'_>>> {
+    let mut out = Vec::new();
+    walk(bytes, |e| out.push(e))?;
     Some(out)
 }
 
-/// `decode(bytes)`'s live entry for `hash`, without collecting the entries: the whole bucket
-/// is still walked, so a bucket `decode` refuses (anything but a whole v2 bucket) finds nothing.
+/// `decode(bytes)`'s live entry for `hash`, without collecting the entries (this runs on every
+/// shared-data hit); a bucket `decode` refuses finds nothing.
 fn find_live<'a>(bytes: &'a [u8], hash: &[u8], now_ms: u64) -> Option<Entry<'a>> {
-    let mut rest = bytes.strip_prefix(MAGIC.as_slice())?;
     let mut found = None;
-    while !rest.is_empty() {
-        if rest.len() < ENTRY_HEADER {
-            return None;
+    walk(bytes, |e| {
+        if found.is_none() && e.hash == hash && now_ms < e.expiry_ms {
+            found = Some(e);
         }
-        let len = u32::from_be_bytes([rest[24], rest[25], rest[26], rest[27]]) as usize;
-        let payload = rest.get(ENTRY_HEADER..ENTRY_HEADER.checked_add(len)?)?;
-        if found.is_none() && &rest[..16] == hash {
-            let mut exp = [0u8; 8];
-            exp.copy_from_slice(&rest[16..24]);
-            let expiry_ms = u64::from_be_bytes(exp);
-            if now_ms < expiry_ms {
-                found = Some(Entry { hash: &rest[..16], expiry_ms, payload });
-            }
-        }
-        rest = &rest[ENTRY_HEADER + len..];
-    }
+    })?;
     found
 }
 

@@ -79,8 +79,8 @@ fn percent_decode(s: &str) -> Option<String> {
 
 enum Found {
     Nothing,
-    /// One value, and whether it is known to be a b64token already.
-    One(Rc<str>, bool),
+    /// One value (its characters not checked here: `extract_unchecked`).
+    One(Rc<str>),
     Many,
     Bad,
 }
@@ -100,7 +100,7 @@ fn from_header(headers: &[(String, Vec<u8>)], name: &str, prefix: &str, known: &
     // The common case first: a token this worker verified a moment ago (valid UTF-8 and a
     // b64token then, so neither is checked again: each is a pass over the token in V8).
     if let Some(k) = rest.and_then(known) {
-        return Found::One(k, true);
+        return Found::One(k);
     }
     let Ok(text) = std::str::from_utf8(v) else { return Found::Bad };
     // Another scheme (e.g. Basic): not a bearer token from this source. The token is the
@@ -110,7 +110,7 @@ fn from_header(headers: &[(String, Vec<u8>)], name: &str, prefix: &str, known: &
     if t.contains(',') {
         return Found::Many;
     }
-    Found::One(t.into(), false)
+    Found::One(t.into())
 }
 
 fn from_cookie(headers: &[(String, Vec<u8>)], name: &str) -> Found {
@@ -127,7 +127,7 @@ fn from_cookie(headers: &[(String, Vec<u8>)], name: &str) -> Found {
                 if val.is_empty() {
                     continue; // an empty cookie carries no credential
                 }
-                found = Found::One(val.into(), false);
+                found = Found::One(val.into());
             }
         }
     }
@@ -157,7 +157,7 @@ fn from_query(path: &str, name: &str) -> Found {
             }
             found = match percent_decode(v) {
                 Some(v) if v.is_empty() => continue, // `?access_token=` carries no credential
-                Some(v) => Found::One(v.into(), false),
+                Some(v) => Found::One(v.into()),
                 None => Found::Bad,
             };
         }
@@ -165,27 +165,29 @@ fn from_query(path: &str, name: &str) -> Found {
     found
 }
 
+#[cfg(test)]
 pub fn extract(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str) -> Extracted {
     extract_known(sources, headers, path, &|_| None)
 }
 
-/// `extract`, where `known(t)` says `t` is byte for byte a token verified before (so a
-/// b64token): its characters are not checked again on every request.
+/// The whole contract, as the filter keeps it across extraction and the caches: `extract`,
+/// where `known(t)` says `t` is byte for byte a token verified before (so a b64token, not
+/// checked again); any other token's characters are checked.
+#[cfg(test)]
 pub fn extract_known(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str, known: &Known) -> Extracted {
     match extract_unchecked(sources, headers, path, known) {
-        (Extracted::Token { token, .. }, false) if !is_b64token(&token) => Extracted::Malformed,
-        (e, _) => e,
+        Extracted::Token { token, .. } if known(token.as_bytes()).is_none() && !is_b64token(&token) => Extracted::Malformed,
+        e => e,
     }
 }
 
-/// `extract_known`, but a token that is not the known one comes back with its characters not
-/// yet checked (`false` next to it): the caller checks them (`is_b64token`, a `Malformed` token
-/// otherwise) before it parses, verifies or sends the token anywhere, and may first look it up
-/// by its hash in the caches (only verified tokens, which passed that check, are found there;
-/// the check is a pass over the token, in V8 about a tenth of what a shared-data hit adds).
-pub fn extract_unchecked(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str, known: &Known) -> (Extracted, bool) {
+/// The token and where it came from, its characters not checked here: the caller checks them
+/// (`is_b64token`, a `Malformed` token otherwise) before it parses, verifies or sends the token
+/// anywhere, and may first find it in the caches (`known`, or by its hash in shared data),
+/// which hold only verified tokens, which passed that check (the check is a pass over the
+/// token, in V8 about a tenth of what a shared-data hit adds).
+pub fn extract_unchecked(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str, known: &Known) -> Extracted {
     let mut token: Option<Rc<str>> = None;
-    let mut checked = false;
     let mut mask = 0u32;
     let mut bad = false;
     for (i, s) in sources.iter().enumerate().take(MAX_SOURCES) {
@@ -196,24 +198,24 @@ pub fn extract_unchecked(sources: &[Source], headers: &[(String, Vec<u8>)], path
         };
         match found {
             Found::Nothing => {}
-            Found::Many => return (Extracted::Ambiguous, true),
+            Found::Many => return Extracted::Ambiguous,
             Found::Bad => bad = true,
-            Found::One(t, valid) => match &token {
+            Found::One(t) => match &token {
                 None => {
-                    (token, checked) = (Some(t), valid);
+                    token = Some(t);
                     mask |= 1 << i;
                 }
                 Some(first) if *first == t => mask |= 1 << i,
-                Some(_) => return (Extracted::Ambiguous, true),
+                Some(_) => return Extracted::Ambiguous,
             },
         }
     }
     match token {
         // Something unreadable next to a token is a second, different credential.
-        Some(_) if bad => (Extracted::Ambiguous, true),
-        Some(t) => (Extracted::Token { token: t, sources: mask }, checked),
-        None if bad => (Extracted::Malformed, true),
-        None => (Extracted::None, true),
+        Some(_) if bad => Extracted::Ambiguous,
+        Some(t) => Extracted::Token { token: t, sources: mask },
+        None if bad => Extracted::Malformed,
+        None => Extracted::None,
     }
 }
 

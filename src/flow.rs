@@ -221,7 +221,7 @@ impl Filter {
         let known = |t: &[u8]| self.auth.local.known(t, now);
         // A token not known here is checked for its characters once it is not found in the
         // caches either (`Authenticator::authenticate`): the caches hold only tokens that passed.
-        let (token, sources) = match extract::extract_unchecked(&cfg.sources, headers, r.path, &known).0 {
+        let (token, sources) = match extract::extract_unchecked(&cfg.sources, headers, r.path, &known) {
             Extracted::Token { token, sources } => (token, sources),
             Extracted::None if anonymous => {
                 host.count(Metric::AllowedAnonymous);

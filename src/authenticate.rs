@@ -14,7 +14,7 @@ use crate::host::Host;
 use crate::jose::jws::{self, JwsError};
 use crate::jose::verify::{self, VerifyError};
 use crate::keys::{KeyState, Keystore, Want};
-use crate::local::LocalCache;
+use crate::local::{LocalCache, Slot};
 use crate::metrics::{Deny, Metric};
 use crate::sts;
 use serde_json::{Map, Value};
@@ -142,8 +142,9 @@ impl Authenticator {
     /// what this request brings itself: a client certificate). `None`: decide in full.
     /// Everything else that decision read is the configuration and that result, but the
     /// provider's keys, which change: checked here as `claims_hit` checks them.
-    pub fn forwarded(&self, token: &str, route: Option<usize>, now: u64, host: &dyn Host) -> Option<(&Verified, std::rc::Rc<crate::flow::HeaderPlan>)> {
-        let (v, plan) = self.local.forwarded(token, route, now)?;
+    /// `slot`: where extraction found the token kept (`LocalCache::known`).
+    pub fn forwarded(&self, token: &str, slot: Option<Slot>, route: Option<usize>, now: u64, host: &dyn Host) -> Option<(&Verified, std::rc::Rc<crate::flow::HeaderPlan>)> {
+        let (v, plan) = self.local.forwarded_in(slot, token, route, now)?;
         if !self.still_held(v) {
             return None;
         }

@@ -20,6 +20,7 @@ use crate::metrics::{Deny, Metric};
 use crate::reply::{self, Reply};
 use crate::route::{self, RouteInput};
 use crate::sender::{Presented, Sender};
+use std::cell::Cell;
 use std::rc::Rc;
 
 pub use crate::authenticate::{decode_entry, encode_entry, Verified};
@@ -192,9 +193,10 @@ impl Filter {
 
     /// Every tick: JWKS sync/refresh, and forget callout state past its time.
     pub fn tick(&mut self, host: &dyn Host) -> Vec<FetchRequest> {
-        self.exchange.tick(host.now_ms());
-        self.txn.tick(host.now_ms());
-        self.auth.intro.tick(host.now_ms());
+        let now = host.now_ms();
+        self.exchange.tick(now);
+        self.txn.tick(now);
+        self.auth.intro.tick(now);
         self.auth.keys.tick(host)
     }
 
@@ -217,8 +219,21 @@ impl Filter {
         }
         let route = route::select(&cfg.routes, r);
         let anonymous = route.is_some_and(|i| cfg.routes[i].allow_anonymous);
-        let now = host.now_ms();
-        let known = |t: &[u8]| self.auth.local.known(t, now);
+        // Whether a token kept here is still valid is asked of a time no earlier than now
+        // (`clock.rs`): the clock is read once this request needs more than what is kept.
+        let (at, read) = match host.now_bound_ms() {
+            Some(bound) => (bound, None),
+            None => {
+                let now = host.now_ms();
+                (now, Some(now))
+            }
+        };
+        let slot = Cell::new(None);
+        let known = |t: &[u8]| {
+            let (k, i) = self.auth.local.known(t, at)?;
+            slot.set(Some(i));
+            Some(k)
+        };
         // A token not known here is checked for its characters once it is not found in the
         // caches either (`Authenticator::authenticate`): the caches hold only tokens that passed.
         let (token, sources) = match extract::extract_unchecked(&cfg.sources, headers, r.path, &known) {
@@ -234,9 +249,10 @@ impl Filter {
         // Forwarded a moment ago on this route, as it came: decided then (`LocalCache::forwarded`),
         // but for this request's own client certificate, checked here as a full decision does.
         if keeps_forwarded(cfg) {
-            if let Some((v, plan)) = self.auth.forwarded(&token, route, now, host) {
+            if let Some((v, plan)) = self.auth.forwarded(&token, slot.get(), route, at, host) {
                 if cfg.sender_checks {
                     // No DPoP here (`keeps_forwarded`): nothing of the request but its certificate.
+                    let now = read.unwrap_or_else(|| host.now_ms());
                     if let Err((d, r)) = self.sender.check(cfg, v, &token, Some(&Presented::default()), conn.peer_cert_sha256, now, host) {
                         return deny_with(host, d, r);
                     }
@@ -245,6 +261,7 @@ impl Filter {
                 return Outcome::Allow(plan);
             }
         }
+        let now = read.unwrap_or_else(|| host.now_ms());
         // The client's token leaves the request where the route replaces it.
         let removal = match route.filter(|i| cfg.routes[*i].replaces_token()) {
             Some(_) => extract::removal_plan(&cfg.sources, sources, headers, r.path),

@@ -14,6 +14,11 @@ pub enum SetError {
 pub trait Host {
     /// Wall-clock milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+    /// A time no earlier than now that may cost less than `now_ms` (`clock::RecentClock`), only
+    /// for asking whether something valid until a time still is; `None`: ask `now_ms`.
+    fn now_bound_ms(&self) -> Option<u64> {
+        None
+    }
     /// A shared-data value and its CAS token; `None` if the key was never written.
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
     /// Writes a shared-data value; with `cas`, only if the key still has that CAS token

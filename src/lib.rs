@@ -8,6 +8,7 @@ pub mod authenticate;
 pub mod authorize;
 pub mod cache;
 pub mod claims;
+pub mod clock;
 pub mod config;
 pub mod credential;
 pub mod dpop;

@@ -40,6 +40,10 @@ struct Entry {
     forward: Option<(Option<usize>, Rc<HeaderPlan>)>,
 }
 
+/// Where `known` found a token: a hint for `forwarded_in`, never trusted without the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(usize);
+
 pub struct LocalCache {
     slots: Vec<Option<Entry>>,
     /// Random per VM: which slot a token gets is not known outside it.
@@ -96,6 +100,17 @@ impl LocalCache {
         Some((h % self.slots.len() as u64) as usize)
     }
 
+    /// `entry`, from `slot` first where `known` handed out the very allocation `token` is (then
+    /// nothing is hashed or compared: it is the kept token); anything else, as `entry`.
+    fn entry_in(&self, slot: Option<Slot>, token: &[u8], now_ms: u64) -> Option<&Entry> {
+        if let Some(Some(e)) = slot.and_then(|Slot(i)| self.slots.get(i)) {
+            if std::ptr::eq(e.token.as_ptr(), token.as_ptr()) && e.token.len() == token.len() {
+                return (now_ms < e.until_ms).then_some(e);
+            }
+        }
+        self.entry(token, now_ms)
+    }
+
     fn entry(&self, token: &[u8], now_ms: u64) -> Option<&Entry> {
         let e = self.slots.get(self.index(token)?)?.as_ref()?;
         // The kept allocation itself (the request holds it from `known`): equal without reading it.
@@ -103,10 +118,12 @@ impl LocalCache {
         (now_ms < e.until_ms && (kept || same(e.token.as_bytes(), token))).then_some(e)
     }
 
-    /// The token kept here, verified, at `now_ms`, that is byte for byte `token`.
-    /// Shared, not copied: `verified` then knows it by its address.
-    pub fn known(&self, token: &[u8], now_ms: u64) -> Option<Rc<str>> {
-        self.entry(token, now_ms).map(|e| e.token.clone())
+    /// The token kept here, verified, at `now_ms`, that is byte for byte `token`, and its slot.
+    /// Shared, not copied: `verified` then knows it by its address, `forwarded_in` by its slot.
+    pub fn known(&self, token: &[u8], now_ms: u64) -> Option<(Rc<str>, Slot)> {
+        let i = self.index(token)?;
+        let e = self.slots.get(i)?.as_ref()?;
+        (now_ms < e.until_ms && same(e.token.as_bytes(), token)).then(|| (e.token.clone(), Slot(i)))
     }
 
     /// What verifying `token` produced, if kept here and not expired at `now_ms`.
@@ -125,7 +142,12 @@ impl LocalCache {
     /// The plan `put_forwarded` kept for `token` on `route`, with the verification result it
     /// was made from, if kept here and not expired at `now_ms`.
     pub fn forwarded(&self, token: &str, route: Option<usize>, now_ms: u64) -> Option<(&Verified, &Rc<HeaderPlan>)> {
-        let e = self.entry(token.as_bytes(), now_ms)?;
+        self.forwarded_in(None, token, route, now_ms)
+    }
+
+    /// `forwarded`, looked up in `slot` first (where `known` found `token`).
+    pub fn forwarded_in(&self, slot: Option<Slot>, token: &str, route: Option<usize>, now_ms: u64) -> Option<(&Verified, &Rc<HeaderPlan>)> {
+        let e = self.entry_in(slot, token.as_bytes(), now_ms)?;
         let (r, plan) = e.forward.as_ref()?;
         (*r == route).then_some((&e.verified, plan))
     }
@@ -220,7 +242,7 @@ mod tests {
     fn a_kept_token_is_shared_and_known_by_its_address_only_while_it_is_the_kept_one() {
         let mut c = LocalCache::new(1);
         c.put_verified("tok-a", 5_000, &v("a"));
-        let held = c.known(b"tok-a", 1).expect("kept");
+        let (held, _) = c.known(b"tok-a", 1).expect("kept");
         assert_eq!(&*held, "tok-a");
         assert_eq!(c.verified(&held, 1), Some(&v("a")));
         assert_eq!(c.verified(&held, 5_000), None, "the address never extends the expiry");
@@ -251,6 +273,32 @@ mod tests {
         // A new verification of the same token keeps nothing it should not.
         c.put_verified("s", 6_000, &v("s"));
         assert_eq!(c.exchanged("s", 1, 1), None);
+    }
+
+    #[test]
+    fn a_slot_from_known_finds_only_that_kept_token() {
+        let mut c = LocalCache::new(64);
+        let plan = Rc::new(HeaderPlan::default());
+        let (va, vb) = (v("a"), v("b"));
+        c.put_verified("tok-a", 5_000, &va);
+        c.put_forwarded("tok-a", None, &va.set, &plan, 0);
+        c.put_verified("tok-b", 5_000, &vb);
+        c.put_forwarded("tok-b", None, &vb.set, &plan, 0);
+        let (ka, sa) = c.known(b"tok-a", 1).expect("kept");
+        assert_eq!(&*ka, "tok-a");
+        assert_eq!(c.forwarded_in(Some(sa), &ka, None, 1).map(|x| x.0), Some(&va));
+        assert!(c.forwarded_in(Some(sa), &ka, None, 5_000).is_none(), "never past the expiry");
+        // Another token with a's slot (or equal bytes in another allocation): looked up as
+        // itself, never served a's entry.
+        let (kb, sb) = c.known(b"tok-b", 1).expect("kept");
+        assert_eq!(c.forwarded_in(Some(sa), &kb, None, 1).map(|x| x.0), Some(&vb));
+        assert_eq!(c.forwarded_in(Some(sb), "tok-a", None, 1).map(|x| x.0), Some(&va));
+        assert!(c.forwarded_in(Some(sa), "tok-c", None, 1).is_none());
+        assert!(c.forwarded_in(Some(Slot(1_000)), &ka, None, 1).is_some(), "a slot out of range is no hit by itself");
+        // The slot's entry replaced: the hint finds the new one's token, not the old handout.
+        c.put_verified("tok-a", 9_000, &v("a2"));
+        assert!(c.forwarded_in(Some(sa), &ka, None, 1).is_none(), "a new verification keeps no plan");
+        assert!(c.known(b"tok-a", 9_000).is_none());
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub struct FakeHost {
     pub reads: Cell<u64>,
     /// Every histogram value recorded, in order.
     pub observed: RefCell<Vec<(Histogram, u64)>>,
+    /// Clock readings (`now_ms`) so far.
+    pub clock_reads: Cell<u64>,
+    /// `now_bound_ms` answers now plus this (`None`: no bound, as before any reading).
+    pub bound_ahead_ms: Cell<Option<u64>>,
 }
 
 impl FakeHost {
@@ -42,7 +46,11 @@ impl FakeHost {
 
 impl Host for FakeHost {
     fn now_ms(&self) -> u64 {
+        self.clock_reads.set(self.clock_reads.get() + 1);
         self.now.get()
+    }
+    fn now_bound_ms(&self) -> Option<u64> {
+        self.bound_ahead_ms.get().map(|a| self.now.get() + a)
     }
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         self.reads.set(self.reads.get() + 1);

@@ -1,5 +1,6 @@
 //! `Host` for the core, implemented with proxy-wasm hostcalls.
 
+use crate::clock::RecentClock;
 use crate::flow::{HeaderPlan, Outcome};
 use crate::host::{Host, SetError};
 use crate::metrics::{Histogram, Metric};
@@ -56,13 +57,34 @@ pub struct WasmHost<'a> {
     pub metrics: &'a Metrics,
 }
 
+thread_local! {
+    /// This VM's (this worker's) last clock reading: every `now_ms` records one, the tick's among
+    /// them (`clock::RecentClock`).
+    static RECENT: Cell<RecentClock> = Cell::new(RecentClock::default());
+}
+
 impl Host for WasmHost<'_> {
     fn now_ms(&self) -> u64 {
-        hostcalls::get_current_time()
+        let now = hostcalls::get_current_time()
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+            .unwrap_or(0);
+        RECENT.with(|r| {
+            let mut c = r.get();
+            c.record(now);
+            r.set(c);
+        });
+        now
+    }
+
+    fn now_bound_ms(&self) -> Option<u64> {
+        RECENT.with(|r| {
+            let mut c = r.get();
+            let bound = c.bound();
+            r.set(c);
+            bound
+        })
     }
 
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {

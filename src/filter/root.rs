@@ -15,6 +15,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 pub const TICK: Duration = Duration::from_millis(100);
+// The tick refreshes this worker's clock reading (`clock.rs`): its slack covers many ticks, with
+// room for a slow turn of the event loop.
+const _: () = assert!(crate::clock::SLACK_MS >= 5 * TICK.as_millis() as u64);
 const MAX_JWKS_BYTES: usize = 1 << 20;
 
 pub struct Shared {

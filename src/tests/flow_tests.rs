@@ -131,6 +131,53 @@ fn cached_entries_never_outlive_the_token() {
 }
 
 #[test]
+fn a_hot_token_well_before_its_expiry_is_decided_without_reading_the_clock() {
+    let host = FakeHost::new(NOW);
+    let local = EsKey::new("l1");
+    let mut f = ready(&host, config(&local, |_| {}), &[]);
+    let t = local.token(&claims("https://local.test", "api", "alice", NOW));
+    let first = f.on_request(&req("/x"), &bearer(&t), &host);
+    host.bound_ahead_ms.set(Some(crate::clock::SLACK_MS));
+    host.clock_reads.set(0);
+    let hot = f.on_request(&req("/x"), &bearer(&t), &host);
+    assert_eq!(allowed(&hot), allowed(&first));
+    assert_eq!(host.clock_reads.get(), 0, "a kept token valid at the bound needs no clock");
+    // Without a bound (before the worker's first reading, or past its uses) the clock is read.
+    host.bound_ahead_ms.set(None);
+    allowed(&f.on_request(&req("/x"), &bearer(&t), &host));
+    assert_eq!(host.clock_reads.get(), 1);
+}
+
+#[test]
+fn within_the_slack_of_its_expiry_a_kept_token_is_decided_by_the_clock() {
+    let host = FakeHost::new(NOW);
+    let local = EsKey::new("l1");
+    let mut f = ready(&host, config(&local, |_| {}), &[]);
+    let mut c = claims("https://local.test", "api", "alice", NOW);
+    c["exp"] = json!(NOW / 1000 + 10);
+    let t = local.token(&c);
+    let first = f.on_request(&req("/x"), &bearer(&t), &host);
+    allowed(&first);
+    host.bound_ahead_ms.set(Some(crate::clock::SLACK_MS));
+    // 0.4 s before exp the bound is past it: not decided from the bound, but the token is valid
+    // now, so the clock says so (from the worker's front: no shared-data read, no verification).
+    host.advance(10_000 - 400);
+    host.clock_reads.set(0);
+    let reads = host.reads.get();
+    assert_eq!(allowed(&f.on_request(&req("/x"), &bearer(&t), &host)), allowed(&first));
+    assert_eq!(host.clock_reads.get(), 1);
+    assert_eq!(host.reads.get(), reads, "still the worker's kept entry");
+    // From exp on, nothing kept serves it (the full verification allows the clock skew, 60 s).
+    host.advance(400);
+    allowed(&f.on_request(&req("/x"), &bearer(&t), &host));
+    assert!(host.reads.get() > reads, "past exp the kept entries are not used");
+    host.advance(60_001);
+    let (status, www) = denied(&f.on_request(&req("/x"), &bearer(&t), &host));
+    assert_eq!(status, 401);
+    assert!(www.contains("token expired"), "{www}");
+}
+
+#[test]
 fn a_worker_answers_hot_tokens_without_reading_shared_data() {
     let host = FakeHost::new(NOW);
     let local = EsKey::new("l1");

@@ -14,6 +14,8 @@ fn main() {
         "cache": {"max_entries": 1000, "max_ttl_seconds": 300, "local_entries": if std::env::args().nth(2).as_deref() == Some("shared") { 0 } else { 1024 }}});
     let cfg = Rc::new(config::parse(conf.to_string().as_bytes()).unwrap());
     let host = testing::FakeHost::new(1_800_000_000_000);
+    // As in Envoy after the worker's first clock reading (`clock::RecentClock`).
+    host.bound_ahead_ms.set(Some(1_000));
     let mut f = flow::Filter::new(cfg);
     f.init(&host);
     let ri = route::RouteInput { method: "", path: "", authority: "", route_name: None, cluster: None };

@@ -233,3 +233,34 @@ def test_verified_token_cache_is_shared_by_workers(env):
     assert len(served) == 2 and all(n > 0 for n in served), f"connections per worker: {served}"
     assert after["cache_miss"] - before.get("cache_miss", 0) == 1, (before, after)
     assert after["cache_hit"] - before.get("cache_hit", 0) == 39
+
+
+def test_a_kept_token_is_served_up_to_its_expiry_and_refused_right_after():
+    """The hot path checks a kept token against this worker's last clock reading plus a slack
+    (src/clock.rs), never reading the clock: near its expiry the clock decides, so a token is
+    served until its `exp` and refused from then on, to the tenth of a second, with no skew."""
+    cfg = example_config()
+    cfg["providers"][0]["clock_skew_seconds"] = 0
+    idp, echo = IdP(ISS).start(), Echo().start()
+    e = start_envoy(Envoy(bootstrap(cfg, [static_cluster("idp", idp.port), static_cluster("upstream", echo.port)]),
+                          name="expiry-edge"))
+    try:
+        exp = int(time.time()) + 3
+        tok = jwt_tool.encode(idp.key("ES256"), {"iss": ISS, "aud": AUD, "sub": "edge-of-time", "exp": exp})
+        for _ in range(6):  # verified once, then kept: decided without the clock
+            assert e.get("/x", bearer(tok)).status == 200
+        before = e.stats()
+        time.sleep(max(0.0, exp - 0.5 - time.time()))
+        # Within the slack of its expiry: the bound (a reading + 1 s) is past `exp`, the clock is not.
+        r = e.get("/x", bearer(tok))
+        assert r.status == 200, (r, time.time() - exp)
+        assert r.upstream_headers["x-user-sub"] == ["edge-of-time"]
+        assert e.stats().get("cache_miss", 0) == before.get("cache_miss", 0), "the clock's answer is still a cache hit"
+        time.sleep(max(0.0, exp + 0.1 - time.time()))
+        for _ in range(4):  # on every worker's connections
+            r = e.get("/x", bearer(tok))
+            assert r.status == 401 and www_authenticate_error(r) == "invalid_token", (r, time.time() - exp)
+    finally:
+        stop_envoy(e)
+        idp.stop()
+        echo.stop()

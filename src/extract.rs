@@ -50,7 +50,7 @@ fn values<'a>(headers: &'a [(String, Vec<u8>)], name: &'a str) -> impl Iterator<
 }
 
 fn same_ignoring_case(a: &[u8], b: &[u8]) -> bool {
-    a == b || a.eq_ignore_ascii_case(b)
+    crate::bytes::eq(a, b) || a.eq_ignore_ascii_case(b)
 }
 
 fn percent_decode(s: &str) -> Option<String> {

@@ -6,6 +6,7 @@
 
 pub mod authenticate;
 pub mod authorize;
+pub mod bytes;
 pub mod cache;
 pub mod claims;
 pub mod clock;

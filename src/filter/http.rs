@@ -80,7 +80,7 @@ fn read_authorization(entries: &mut Vec<(String, Vec<u8>)>) -> usize {
     let Some(v) = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "authorization").ok().flatten() else { return 0 };
     match entries.first_mut() {
         Some((k, value)) => {
-            if k != "authorization" {
+            if !crate::bytes::eq(k.as_bytes(), b"authorization") {
                 k.clear();
                 k.push_str("authorization");
             }

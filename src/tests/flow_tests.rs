@@ -114,14 +114,20 @@ fn a_hot_token_gets_the_plan_built_for_it_and_never_another_tokens() {
     assert_eq!(host.counter(Metric::Allowed), 103);
 }
 
-#[test]
-fn cached_entries_never_outlive_the_token() {
+/// A filter and a token of its local provider that expires 10 s from `NOW`.
+fn expiring_in_10s() -> (FakeHost, Filter, String) {
     let host = FakeHost::new(NOW);
     let local = EsKey::new("l1");
-    let mut f = ready(&host, config(&local, |_| {}), &[]);
+    let f = ready(&host, config(&local, |_| {}), &[]);
     let mut c = claims("https://local.test", "api", "alice", NOW);
     c["exp"] = json!(NOW / 1000 + 10);
     let t = local.token(&c);
+    (host, f, t)
+}
+
+#[test]
+fn cached_entries_never_outlive_the_token() {
+    let (host, mut f, t) = expiring_in_10s();
     allowed(&f.on_request(&req("/"), &bearer(&t), &host));
     host.advance(10_000 + 60_000); // past exp + skew
     let (status, www) = denied(&f.on_request(&req("/"), &bearer(&t), &host));
@@ -150,12 +156,7 @@ fn a_hot_token_well_before_its_expiry_is_decided_without_reading_the_clock() {
 
 #[test]
 fn within_the_slack_of_its_expiry_a_kept_token_is_decided_by_the_clock() {
-    let host = FakeHost::new(NOW);
-    let local = EsKey::new("l1");
-    let mut f = ready(&host, config(&local, |_| {}), &[]);
-    let mut c = claims("https://local.test", "api", "alice", NOW);
-    c["exp"] = json!(NOW / 1000 + 10);
-    let t = local.token(&c);
+    let (host, mut f, t) = expiring_in_10s();
     let first = f.on_request(&req("/x"), &bearer(&t), &host);
     allowed(&first);
     host.bound_ahead_ms.set(Some(crate::clock::SLACK_MS));

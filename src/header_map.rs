@@ -37,7 +37,7 @@ pub fn select(map: &[u8], wanted: Option<&[String]>, out: &mut Vec<(String, Vec<
         }
         let (Some(name), Some(value)) = (map.get(name_at..name_at + kl), map.get(v_at..end)) else { break };
         let name = match wanted {
-            Some(w) => match w.iter().find(|x| x.as_bytes() == name) {
+            Some(w) => match w.iter().find(|x| crate::bytes::eq(x.as_bytes(), name)) {
                 Some(x) => x.as_str(),
                 None => continue,
             },
@@ -48,7 +48,7 @@ pub fn select(map: &[u8], wanted: Option<&[String]>, out: &mut Vec<(String, Vec<
         };
         match out.get_mut(n) {
             Some((k, v)) => {
-                if k != name {
+                if !crate::bytes::eq(k.as_bytes(), name.as_bytes()) {
                     k.clear();
                     k.push_str(name);
                 }

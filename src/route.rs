@@ -13,6 +13,7 @@
 //!   still picks the route of the path a normalising backend will serve. The forwarded `:path`
 //!   is never changed by this. Matching stays case-sensitive, as in Envoy.
 
+use crate::bytes::eq;
 use crate::config::Route;
 use std::borrow::Cow;
 
@@ -61,16 +62,36 @@ fn hex(c: u8) -> Option<u8> {
     }
 }
 
+/// Already normal: rooted, nothing to decode (`%`, `\\`), no empty segment (`//`), no `.` or
+/// `..` segment. One pass over the bytes (every request with a route on the path asks).
+fn is_plain(b: &[u8]) -> bool {
+    let Some((&b'/', rest)) = b.split_first() else { return false };
+    // The segment since the last `/`: its length, and whether it is dots only.
+    let (mut len, mut dots) = (0usize, true);
+    for &c in rest {
+        match c {
+            b'%' | b'\\' => return false,
+            b'/' => {
+                if len == 0 || (dots && len <= 2) {
+                    return false;
+                }
+                (len, dots) = (0, true);
+            }
+            _ => {
+                len += 1;
+                dots &= c == b'.';
+            }
+        }
+    }
+    !(dots && (len == 1 || len == 2))
+}
+
 /// The path (without query or fragment) normalised for matching; see the module doc.
 pub fn normalize_path(raw: &str) -> Cow<'_, str> {
-    let path = raw.split(['?', '#']).next().unwrap_or("");
+    let end = raw.bytes().position(|c| c == b'?' || c == b'#').unwrap_or(raw.len());
+    let path = raw.get(..end).unwrap_or("");
     let b = path.as_bytes();
-    let plain = !b.is_empty()
-        && b[0] == b'/'
-        && !b.iter().any(|c| *c == b'%' || *c == b'\\')
-        && !path.contains("//")
-        && !path.split('/').any(|seg| seg == "." || seg == "..");
-    if plain {
+    if is_plain(b) {
         return Cow::Borrowed(path);
     }
     // Decode what Envoy and common backends decode before resolving segments.
@@ -127,12 +148,13 @@ pub fn select(routes: &[Route], r: &RouteInput) -> Option<usize> {
     let host = if routes.iter().any(|x| x.matcher.authority.is_some()) { host_of(r.authority) } else { Cow::Borrowed("") };
     routes.iter().position(|route| {
         let m = &route.matcher;
-        m.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
-            && m.path_exact.as_deref().is_none_or(|p| path == p)
-            && m.authority.as_deref().is_none_or(|a| host == a)
+        // Byte-wise in place (`==` on strings is a `memcmp` call, a byte loop in wasm).
+        m.path_prefix.as_deref().is_none_or(|p| path.as_bytes().get(..p.len()).is_some_and(|h| eq(h, p.as_bytes())))
+            && m.path_exact.as_deref().is_none_or(|p| eq(path.as_bytes(), p.as_bytes()))
+            && m.authority.as_deref().is_none_or(|a| eq(host.as_bytes(), a.as_bytes()))
             && m.route_name.as_deref().is_none_or(|n| r.route_name == Some(n))
             && m.cluster.as_deref().is_none_or(|c| r.cluster == Some(c))
-            && (m.methods.is_empty() || m.methods.iter().any(|x| x == r.method))
+            && (m.methods.is_empty() || m.methods.iter().any(|x| eq(x.as_bytes(), r.method.as_bytes())))
     })
 }
 
@@ -223,5 +245,29 @@ mod tests {
         assert_eq!(at("/public/../admin/users"), Some(0));
         assert_eq!(at("/public/%2e%2e/admin"), Some(0));
         assert_eq!(at("/public/x"), Some(1));
+    }
+
+    /// The one-pass check against its definition, on every string of up to seven bytes over the
+    /// bytes that matter (and an ordinary one).
+    #[test]
+    fn plain_exactly_when_rooted_with_nothing_to_decode_and_no_empty_or_dot_segment() {
+        let defined = |p: &str| {
+            p.starts_with('/') && !p.bytes().any(|c| c == b'%' || c == b'\\') && !p.contains("//") && !p.split('/').any(|seg| seg == "." || seg == "..")
+        };
+        let alphabet = [b'/', b'.', b'a', b'%', b'\\'];
+        let mut checked = 0;
+        for len in 0..=7u32 {
+            for mut k in 0..alphabet.len().pow(len) {
+                let mut b = Vec::new();
+                for _ in 0..len {
+                    b.push(alphabet[k % alphabet.len()]);
+                    k /= alphabet.len();
+                }
+                let p = std::str::from_utf8(&b).unwrap();
+                assert_eq!(is_plain(&b), defined(p), "{p:?}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, (0..=7).map(|l| 5usize.pow(l)).sum::<usize>());
     }
 }

@@ -121,7 +121,7 @@ impl Host for WasmHost<'_> {
 /// (each removal is a hostcall and clears Envoy's route cache).
 fn apply_plan(plan: &HeaderPlan, present: Option<&[(String, Vec<u8>)]>) {
     for h in &plan.remove {
-        if present.is_some_and(|hs| !hs.iter().any(|(k, _)| k == h)) {
+        if present.is_some_and(|hs| !hs.iter().any(|(k, _)| crate::bytes::eq(k.as_bytes(), h.as_bytes()))) {
             continue;
         }
         let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, h);

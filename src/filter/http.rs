@@ -93,7 +93,7 @@ fn read_authorization(entries: &mut Vec<(String, Vec<u8>)>) -> usize {
 
 /// A request header's value as text, borrowed (`""` when absent or not UTF-8).
 fn text<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> &'h str {
-    headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("")
+    headers.iter().find(|(k, _)| crate::bytes::eq(k.as_bytes(), name.as_bytes())).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("")
 }
 
 fn property(path: &[&str]) -> Option<String> {

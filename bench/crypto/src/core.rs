@@ -4,6 +4,8 @@
 pub mod authenticate;
 #[path = "../../../src/authorize.rs"]
 pub mod authorize;
+#[path = "../../../src/bytes.rs"]
+pub mod bytes;
 #[path = "../../../src/cache.rs"]
 pub mod cache;
 #[path = "../../../src/claims.rs"]

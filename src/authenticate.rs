@@ -152,6 +152,18 @@ impl Authenticator {
         Some((v, plan.clone()))
     }
 
+    /// `forwarded` for a route that exchanges or mints: the plan that replaced the client's
+    /// token on `route` with the one kept for it (`LocalCache::replaced_in`), the provider's keys
+    /// checked and the hit counted as there.
+    pub fn replaced(&self, token: &str, slot: Option<Slot>, route: usize, sources: u32, now: u64, host: &dyn Host) -> Option<std::rc::Rc<crate::flow::HeaderPlan>> {
+        let (v, plan) = self.local.replaced_in(slot, token, route, sources, now)?;
+        if !self.still_held(v) {
+            return None;
+        }
+        count_hit(v, host);
+        Some(plan.clone())
+    }
+
     pub fn authenticate(&mut self, token: &str, route: Option<usize>, now: u64, waited: Option<&Pending>, host: &dyn Host) -> Auth {
         let cfg = self.cfg.clone();
         if let Some(v) = self.local.verified(token, now) {

@@ -42,6 +42,8 @@ pub struct Pending {
     pub route: Option<usize>,
     /// How to take the client's token out of the request (used when it is replaced).
     pub removal: HeaderPlan,
+    /// Which of `Config::sources` the token came from (bits, `Extracted::Token`).
+    pub sources: u32,
     pub started_ms: u64,
     pub deadline_ms: u64,
     pub kind: WaitKind,
@@ -125,6 +127,21 @@ pub(crate) fn deny(cfg: &Config, host: &dyn Host, d: Deny, description: &'static
 /// certificate (`Filter::on_request_with`).
 fn keeps_forwarded(cfg: &Config) -> bool {
     !cfg.txn_replay && (!cfg.sender_checks || cfg.dpop_source.is_none())
+}
+
+/// Whether an exchanged or minted request's plan is kept and answered from
+/// (`LocalCache::replaced`): as `keeps_forwarded`, and not where a certificate binding is
+/// checked per request; only on a route that exchanges or mints (a Txn-Token is one per request,
+/// an embedded token not kept so), and for a token from headers alone (removing a cookie or a
+/// query parameter rewrites what else the request holds).
+fn keeps_replaced(cfg: &Config, route: usize, sources: u32) -> bool {
+    let r = &cfg.routes[route];
+    keeps_forwarded(cfg)
+        && !cfg.sender_checks
+        && r.txn.is_none()
+        && r.embedded.is_none()
+        && (r.exchange.is_some() || r.mint.is_some())
+        && cfg.sources.iter().enumerate().all(|(i, s)| sources & (1 << i) == 0 || matches!(s, crate::config::Source::Header { .. }))
 }
 
 pub(crate) fn deny_with(host: &dyn Host, d: Deny, r: Reply) -> Outcome {
@@ -261,6 +278,15 @@ impl Filter {
                 return Outcome::Allow(plan);
             }
         }
+        // Its exchanged or minted token on this route, kept from a moment ago with the plan
+        // that replaced the client's with it (`LocalCache::replaced`): decided as above.
+        if let Some(r) = route.filter(|i| keeps_replaced(cfg, *i, sources)) {
+            if let Some(plan) = self.auth.replaced(&token, slot.get(), r, sources, at, host) {
+                host.count(if cfg.routes[r].mint.is_some() { Metric::MintCacheHit } else { Metric::ExchangeCacheHit });
+                host.count(Metric::Allowed);
+                return Outcome::Allow(plan);
+            }
+        }
         let now = read.unwrap_or_else(|| host.now_ms());
         // The client's token leaves the request where the route replaces it.
         let removal = match route.filter(|i| cfg.routes[*i].replaces_token()) {
@@ -287,7 +313,7 @@ impl Filter {
         let facts = route
             .filter(|i| cfg.routes[*i].txn.is_some())
             .map(|_| Box::new(crate::txn_token::RequestFacts::new(conn.source_address, r.method, r.path)));
-        let p = Pending { token, route, removal, started_ms: now, deadline_ms: now, kind: WaitKind::Exchange, led: 0, presented, bound: false, facts, txn_key: None, exchanged: None };
+        let p = Pending { token, route, removal, sources, started_ms: now, deadline_ms: now, kind: WaitKind::Exchange, led: 0, presented, bound: false, facts, txn_key: None, exchanged: None };
         self.decide(&p, now, false, host)
     }
 
@@ -363,8 +389,19 @@ impl Filter {
                 let txn = &mut self.txn;
                 self.exchange.run_then(&cfg, &mut self.auth, p, r, v, now, resumed, host, &mut |p, v, tok| txn.run(&cfg, p, r, v, now, host, Some(tok)))
             }
-            Some((r, route)) if route.exchange.is_some() => self.exchange.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
-            Some((r, route)) if route.mint.is_some() => self.mint.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
+            Some((r, route)) if route.exchange.is_some() || route.mint.is_some() => {
+                let set = v.set.clone();
+                let out = match route.mint.is_some() {
+                    true => self.mint.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
+                    false => self.exchange.run(&cfg, &mut self.auth, p, r, v, now, resumed, host),
+                };
+                if let Outcome::Allow(plan) = &out {
+                    if keeps_replaced(&cfg, r, p.sources) {
+                        self.auth.local.put_replaced(&p.token, r, p.sources, &set, plan, now, &|issued| crate::plan::carries(&cfg, plan, issued));
+                    }
+                }
+                out
+            }
             Some((r, route)) if route.embedded.is_some() => self.embedded.run(&cfg, &mut self.auth, p, r, v, now, host),
             _ => {
                 host.count(Metric::Allowed);

@@ -28,6 +28,9 @@ struct Exchanged {
     route: usize,
     token: String,
     until_ms: u64,
+    /// The plan that replaced the client's token with this one, for a token from these
+    /// sources (`Pending::sources`): `replaced`.
+    plan: Option<(u32, Rc<HeaderPlan>)>,
 }
 
 struct Entry {
@@ -182,7 +185,35 @@ impl LocalCache {
         if e.exchanged.len() >= MAX_EXCHANGED {
             e.exchanged.remove(0);
         }
-        e.exchanged.push(Exchanged { route, token: issued.to_owned(), until_ms });
+        e.exchanged.push(Exchanged { route, token: issued.to_owned(), until_ms, plan: None });
+    }
+
+    /// The plan `put_replaced` kept for `token` on `route` (the token it was exchanged for or
+    /// minted there, and the client's taken from `sources`), with the verification result it was
+    /// made from, while both are kept here and live at `now_ms`. `slot`: as `forwarded_in`.
+    pub fn replaced_in(&self, slot: Option<Slot>, token: &str, route: usize, sources: u32, now_ms: u64) -> Option<(&Verified, &Rc<HeaderPlan>)> {
+        let e = self.entry_in(slot, token.as_bytes(), now_ms)?;
+        let x = e.exchanged.iter().find(|x| x.route == route && now_ms < x.until_ms)?;
+        let (s, plan) = x.plan.as_ref()?;
+        (*s == sources).then_some((&e.verified, plan))
+    }
+
+    /// Keeps `plan`, what a request with `token` (from `sources`) on `route` was allowed with,
+    /// next to the token kept here for that route, if `carries` says the plan forwards that very
+    /// token, and only next to the verification result whose claim headers are `set` (as
+    /// `put_forwarded`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_replaced(&mut self, token: &str, route: usize, sources: u32, set: &Rc<[(String, String)]>, plan: &Rc<HeaderPlan>, now_ms: u64, carries: &dyn Fn(&str) -> bool) {
+        let Some(i) = self.index(token.as_bytes()) else { return };
+        let Some(Some(e)) = self.slots.get_mut(i) else { return };
+        if now_ms >= e.until_ms || !Rc::ptr_eq(&e.verified.set, set) || !same(e.token.as_bytes(), token.as_bytes()) {
+            return;
+        }
+        if let Some(x) = e.exchanged.iter_mut().find(|x| x.route == route && now_ms < x.until_ms) {
+            if carries(&x.token) {
+                x.plan = Some((sources, plan.clone()));
+            }
+        }
     }
 
     /// Entries held.

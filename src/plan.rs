@@ -96,6 +96,13 @@ pub fn replaced(cfg: &Config, removal: &HeaderPlan, claims: &[(String, String)],
     HeaderPlan { remove, set }
 }
 
+/// Whether `plan` (made by `replaced`) forwards `token` as the client's replacement.
+pub fn carries(cfg: &Config, plan: &HeaderPlan, token: &str) -> bool {
+    let h = &cfg.forward.header;
+    let scheme = if h == "authorization" { "Bearer " } else { "" };
+    plan.set.iter().any(|(k, v)| k == h && v.strip_prefix(scheme) == Some(token))
+}
+
 /// `plan` with `value` in `header` as well (replacing any copy, so not removed).
 pub fn also_set(mut plan: HeaderPlan, header: &str, value: String) -> HeaderPlan {
     plan.remove.retain(|r| r != header);

@@ -1,7 +1,7 @@
 //! Self-issued tokens (`routes[].mint`): the signing configuration and its refusals, the minted
 //! claims, caching (a hot request signs nothing), and the JWKS the filter serves.
 
-use super::support::{bearer, claims, EsKey};
+use super::support::{bearer, claims, jwks, EsKey};
 use crate::config;
 use crate::flow::{Filter, Outcome};
 use crate::jose::{b64, jwk, jws, verify};
@@ -211,6 +211,66 @@ fn a_hot_request_signs_nothing_and_workers_share_minted_tokens() {
     assert_ne!(later, first);
     assert_ne!(decode(&later).1["jti"], decode(&first).1["jti"]);
     assert_eq!(host.counter(Metric::MintOk), 2);
+}
+
+/// A hot minted request is answered with the plan that replaced the client's token a moment
+/// ago (`LocalCache::replaced_in`): counted as the whole decision counts, only on its route,
+/// never past the minted token's cache life, and not once the key that verified the client's
+/// token leaves its provider's JWKS. A token from a cookie is decided each time (taking it out
+/// rewrites the request's other cookies).
+#[test]
+fn a_hot_minted_request_is_answered_from_the_plan_kept_with_its_token() {
+    let (idp, other) = (EsKey::new("i1"), EsKey::new("i2"));
+    let mut v = base(&idp, rotation_signing());
+    v["providers"][0]["jwks"] = json!({"cluster": "idp", "path": "/jwks", "refresh_seconds": 60, "timeout_ms": 1000, "min_refetch_seconds": 1});
+    v["from"] = json!([{"header": "authorization", "prefix": "Bearer "}, {"cookie": "at"}]);
+    let cfg = Rc::new(parse(&v).unwrap());
+    let host = FakeHost::new(NOW);
+    let mut f = Filter::new(cfg);
+    f.init(&host);
+    assert_eq!(f.tick(&host).len(), 1);
+    f.fetch_done(0, Ok(jwks(&[idp.jwk(), other.jwk()])), &host);
+    let mut c = claims(ISS, "api", "alice", NOW);
+    c["scope"] = json!("inventory:read");
+    let subject = idp.token(&c);
+    let plan = |o: Outcome| match o {
+        Outcome::Allow(p) => p,
+        o => panic!("expected Allow, got {o:?}"),
+    };
+    let counts = || [Metric::MintOk, Metric::MintCacheHit, Metric::CacheHit, Metric::Allowed].map(|m| host.counter(m));
+    let first = plan(f.on_request(&at("/inventory/1"), &bearer(&subject), &host));
+    let kept = plan(f.on_request(&at("/inventory/2"), &bearer(&subject), &host));
+    assert_eq!(*kept, *first, "the cached token, the same headers");
+    assert_eq!(counts(), [1, 1, 1, 2]);
+    for n in 3..6 {
+        assert!(Rc::ptr_eq(&kept, &plan(f.on_request(&at("/inventory/1"), &bearer(&subject), &host))), "the kept plan itself");
+        assert_eq!(counts(), [1, n - 1, n - 1, n], "counted as a cached mint");
+    }
+    // Another route: its own token and plan; the kept one stays the first route's.
+    let all = plan(f.on_request(&at("/all-scopes"), &bearer(&subject), &host));
+    assert_ne!(minted(&Outcome::Allow(all.clone())), minted(&Outcome::Allow(kept.clone())));
+    assert_eq!(host.counter(Metric::MintOk), 2);
+    assert!(Rc::ptr_eq(&kept, &plan(f.on_request(&at("/inventory/1"), &bearer(&subject), &host))));
+    // The same token from the cookie: the same minted token, but decided in full, every time.
+    for others in ["a=1", "b=2"] {
+        let cookie = vec![("cookie".to_string(), format!("{others}; at={subject}").into_bytes())];
+        let p = plan(f.on_request(&at("/inventory/1"), &cookie, &host));
+        assert!(!Rc::ptr_eq(&kept, &p));
+        assert_eq!(minted(&Outcome::Allow(p.clone())), minted(&Outcome::Allow(kept.clone())));
+        assert!(p.set.contains(&("cookie".to_string(), others.to_string())), "this request's own cookies: {p:?}");
+    }
+    // Cached until exp (60 s) minus a quarter of the ttl: at 45 s a new token, a new plan.
+    host.advance(45_000);
+    let later = plan(f.on_request(&at("/inventory/1"), &bearer(&subject), &host));
+    assert_ne!(minted(&Outcome::Allow(later.clone())), minted(&Outcome::Allow(kept.clone())));
+    assert_eq!(host.counter(Metric::MintOk), 3);
+    assert!(Rc::ptr_eq(&later, &plan(f.on_request(&at("/inventory/1"), &bearer(&subject), &host))));
+    // The IdP rotates i1 out: neither the kept plan nor anything else serves its token.
+    host.advance(16_000);
+    assert_eq!(f.tick(&host).len(), 1);
+    f.fetch_done(0, Ok(jwks(&[other.jwk()])), &host);
+    let o = f.on_request(&at("/inventory/1"), &bearer(&subject), &host);
+    assert!(matches!(&o, Outcome::Deny(r) if r.status == 401), "{o:?}");
 }
 
 #[test]

@@ -129,6 +129,17 @@ fn leader_and_followers_on_one_vm_then_cache() {
     assert_eq!(forwarded(&ask(&mut f, &e.host, &tok)), format!("Bearer {issued}"));
     assert_eq!(e.host.reads.get(), reads);
     assert_eq!(e.host.counter(Metric::ExchangeCacheHit), 2);
+    // And with the plan that replaced the client's token a moment ago (`LocalCache::replaced_in`),
+    // counted as the whole decision counts.
+    let plan = |o: Outcome| match o {
+        Outcome::Allow(p) => p,
+        o => panic!("expected Allow, got {o:?}"),
+    };
+    let kept = plan(ask(&mut f, &e.host, &tok));
+    let allowed = e.host.counter(Metric::Allowed);
+    assert!(std::rc::Rc::ptr_eq(&kept, &plan(ask(&mut f, &e.host, &tok))), "the kept plan itself");
+    assert_eq!((e.host.counter(Metric::ExchangeCacheHit), e.host.counter(Metric::Allowed)), (4, allowed + 1));
+    assert_eq!(e.host.counter(Metric::ExchangeOk), 1);
 }
 
 #[test]

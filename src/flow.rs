@@ -130,7 +130,7 @@ fn keeps_forwarded(cfg: &Config) -> bool {
 }
 
 /// Whether an exchanged or minted request's plan is kept and answered from
-/// (`LocalCache::replaced`): as `keeps_forwarded`, and not where a certificate binding is
+/// (`LocalCache::replaced_in`): as `keeps_forwarded`, and not where a certificate binding is
 /// checked per request; only on a route that exchanges or mints (a Txn-Token is one per request,
 /// an embedded token not kept so), and for a token from headers alone (removing a cookie or a
 /// query parameter rewrites what else the request holds).
@@ -279,7 +279,7 @@ impl Filter {
             }
         }
         // Its exchanged or minted token on this route, kept from a moment ago with the plan
-        // that replaced the client's with it (`LocalCache::replaced`): decided as above.
+        // that replaced the client's with it (`LocalCache::replaced_in`): decided as above.
         if let Some(r) = route.filter(|i| keeps_replaced(cfg, *i, sources)) {
             if let Some(plan) = self.auth.replaced(&token, slot.get(), r, sources, at, host) {
                 host.count(if cfg.routes[r].mint.is_some() { Metric::MintCacheHit } else { Metric::ExchangeCacheHit });

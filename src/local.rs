@@ -10,7 +10,8 @@
 //! entry got (`min(exp, now + max_ttl)`), and an exchanged token's the one its shared entry got.
 //! A token forwarded as it came also keeps the plan that decision made (`forwarded`), next to
 //! the very verification result it was made from: the next request with it on that route is
-//! answered without deciding again.
+//! answered without deciding again; so does a token exchanged or minted for a route, with the
+//! plan that replaced the client's token with it (`replaced_in`).
 
 use crate::flow::{HeaderPlan, Verified};
 use std::rc::Rc;
@@ -29,7 +30,7 @@ struct Exchanged {
     token: String,
     until_ms: u64,
     /// The plan that replaced the client's token with this one, for a token from these
-    /// sources (`Pending::sources`): `replaced`.
+    /// sources (`Pending::sources`): `replaced_in`.
     plan: Option<(u32, Rc<HeaderPlan>)>,
 }
 
@@ -358,6 +359,38 @@ mod tests {
         c.put_verified("tok-a", 6_000, &va);
         c.put_forwarded("tok-a", Some(2), &va.set, &plan, 6_000);
         assert!(c.forwarded("tok-a", Some(2), 1).is_none(), "not kept once expired");
+    }
+
+    #[test]
+    fn a_replacing_plan_lives_with_its_exchanged_token_its_result_its_route_and_its_sources() {
+        let mut c = LocalCache::new(8);
+        let plan = Rc::new(HeaderPlan { remove: vec![], set: vec![("authorization".into(), "Bearer ex-1".into())] });
+        let va = v("a");
+        let yes = |t: &str| t == "ex-1";
+        c.put_verified("tok-a", 5_000, &va);
+        c.put_replaced("tok-a", 2, 1, &va.set, &plan, 0, &yes);
+        assert!(c.replaced_in(None, "tok-a", 2, 1, 1).is_none(), "no plan without an exchanged token");
+        c.put_exchanged("tok-a", 2, "ex-1", 3_000, 0);
+        // Another result's claims (equal in value), a plan for another token: not kept.
+        c.put_replaced("tok-a", 2, 1, &v("a").set, &plan, 0, &yes);
+        c.put_replaced("tok-a", 2, 1, &va.set, &plan, 0, &|t| t == "ex-0");
+        assert!(c.replaced_in(None, "tok-a", 2, 1, 1).is_none());
+        c.put_replaced("tok-a", 2, 1, &va.set, &plan, 0, &yes);
+        let (got, p) = c.replaced_in(None, "tok-a", 2, 1, 1).expect("kept");
+        assert_eq!((got, &**p), (&va, &*plan));
+        assert!(c.replaced_in(None, "tok-a", 1, 1, 1).is_none(), "only on its route");
+        assert!(c.replaced_in(None, "tok-a", 2, 2, 1).is_none(), "only for the same sources");
+        assert!(c.replaced_in(None, "tok-b", 2, 1, 1).is_none());
+        assert!(c.replaced_in(None, "tok-a", 2, 1, 3_000).is_none(), "never past the exchanged token's life");
+        // A new exchanged token for the route: the plan made for the old one goes with it.
+        c.put_exchanged("tok-a", 2, "ex-2", 4_000, 1);
+        assert!(c.replaced_in(None, "tok-a", 2, 1, 2).is_none());
+        // Verified again: everything kept next to the old result goes.
+        c.put_exchanged("tok-a", 2, "ex-1", 4_000, 1);
+        c.put_replaced("tok-a", 2, 1, &va.set, &plan, 1, &yes);
+        assert!(c.replaced_in(None, "tok-a", 2, 1, 2).is_some());
+        c.put_verified("tok-a", 6_000, &va);
+        assert!(c.replaced_in(None, "tok-a", 2, 1, 2).is_none());
     }
 
     #[test]

@@ -144,7 +144,13 @@ impl Authenticator {
     /// provider's keys, which change: checked here as `claims_hit` checks them.
     /// `slot`: where extraction found the token kept (`LocalCache::known`).
     pub fn forwarded(&self, token: &str, slot: Option<Slot>, route: Option<usize>, now: u64, host: &dyn Host) -> Option<(&Verified, std::rc::Rc<crate::flow::HeaderPlan>)> {
-        let (v, plan) = self.local.forwarded_in(slot, token, route, now)?;
+        self.kept_plan(self.local.forwarded_in(slot, token, route, now), host)
+    }
+
+    /// A plan kept in the worker's front with the result it was made from, served only while
+    /// the key that verified that result is still the provider's; counted as a cached result.
+    fn kept_plan<'a>(&self, kept: Option<(&'a Verified, &std::rc::Rc<crate::flow::HeaderPlan>)>, host: &dyn Host) -> Option<(&'a Verified, std::rc::Rc<crate::flow::HeaderPlan>)> {
+        let (v, plan) = kept?;
         if !self.still_held(v) {
             return None;
         }
@@ -156,12 +162,7 @@ impl Authenticator {
     /// token on `route` with the one kept for it (`LocalCache::replaced_in`), the provider's keys
     /// checked and the hit counted as there.
     pub fn replaced(&self, token: &str, slot: Option<Slot>, route: usize, sources: u32, now: u64, host: &dyn Host) -> Option<std::rc::Rc<crate::flow::HeaderPlan>> {
-        let (v, plan) = self.local.replaced_in(slot, token, route, sources, now)?;
-        if !self.still_held(v) {
-            return None;
-        }
-        count_hit(v, host);
-        Some(plan.clone())
+        self.kept_plan(self.local.replaced_in(slot, token, route, sources, now), host).map(|(_, plan)| plan)
     }
 
     pub fn authenticate(&mut self, token: &str, route: Option<usize>, now: u64, waited: Option<&Pending>, host: &dyn Host) -> Auth {

@@ -161,11 +161,17 @@ impl LocalCache {
     /// which a result verified again does not share), so the plan never outlives what it was
     /// made from.
     pub fn put_forwarded(&mut self, token: &str, route: Option<usize>, set: &Rc<[(String, String)]>, plan: &Rc<HeaderPlan>, now_ms: u64) {
-        let Some(i) = self.index(token.as_bytes()) else { return };
-        let Some(Some(e)) = self.slots.get_mut(i) else { return };
-        if now_ms < e.until_ms && Rc::ptr_eq(&e.verified.set, set) && same(e.token.as_bytes(), token.as_bytes()) {
+        if let Some(e) = self.result_mut(token, set, now_ms) {
             e.forward = Some((route, plan.clone()));
         }
+    }
+
+    /// `token`'s entry, live at `now_ms`, if it holds the very verification result whose claim
+    /// headers are `set`: where a plan made from that result may be kept.
+    fn result_mut(&mut self, token: &str, set: &Rc<[(String, String)]>, now_ms: u64) -> Option<&mut Entry> {
+        let i = self.index(token.as_bytes())?;
+        let e = self.slots.get_mut(i)?.as_mut()?;
+        (now_ms < e.until_ms && Rc::ptr_eq(&e.verified.set, set) && same(e.token.as_bytes(), token.as_bytes())).then_some(e)
     }
 
     /// The token `token` was exchanged for on `route`, if kept here and not expired.
@@ -205,11 +211,7 @@ impl LocalCache {
     /// `put_forwarded`).
     #[allow(clippy::too_many_arguments)]
     pub fn put_replaced(&mut self, token: &str, route: usize, sources: u32, set: &Rc<[(String, String)]>, plan: &Rc<HeaderPlan>, now_ms: u64, carries: &dyn Fn(&str) -> bool) {
-        let Some(i) = self.index(token.as_bytes()) else { return };
-        let Some(Some(e)) = self.slots.get_mut(i) else { return };
-        if now_ms >= e.until_ms || !Rc::ptr_eq(&e.verified.set, set) || !same(e.token.as_bytes(), token.as_bytes()) {
-            return;
-        }
+        let Some(e) = self.result_mut(token, set, now_ms) else { return };
         if let Some(x) = e.exchanged.iter_mut().find(|x| x.route == route && now_ms < x.until_ms) {
             if carries(&x.token) {
                 x.plan = Some((sources, plan.clone()));

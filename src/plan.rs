@@ -80,7 +80,7 @@ fn stripped_but(cfg: &Config, set: &[(String, String)], more: usize) -> Vec<Stri
 pub fn replaced(cfg: &Config, removal: &HeaderPlan, claims: &[(String, String)], token: &str) -> HeaderPlan {
     let h = &cfg.forward.header;
     // One allocation of the right size (this runs on every cached exchanged or minted request).
-    let scheme = if h == "authorization" { "Bearer " } else { "" };
+    let scheme = scheme(h);
     let mut value = String::with_capacity(scheme.len() + token.len());
     value.push_str(scheme);
     value.push_str(token);
@@ -96,11 +96,19 @@ pub fn replaced(cfg: &Config, removal: &HeaderPlan, claims: &[(String, String)],
     HeaderPlan { remove, set }
 }
 
+/// What precedes the replacing token in `header`.
+fn scheme(header: &str) -> &'static str {
+    if header == "authorization" {
+        "Bearer "
+    } else {
+        ""
+    }
+}
+
 /// Whether `plan` (made by `replaced`) forwards `token` as the client's replacement.
 pub fn carries(cfg: &Config, plan: &HeaderPlan, token: &str) -> bool {
     let h = &cfg.forward.header;
-    let scheme = if h == "authorization" { "Bearer " } else { "" };
-    plan.set.iter().any(|(k, v)| k == h && v.strip_prefix(scheme) == Some(token))
+    plan.set.iter().any(|(k, v)| k == h && v.strip_prefix(scheme(h)) == Some(token))
 }
 
 /// `plan` with `value` in `header` as well (replacing any copy, so not removed).

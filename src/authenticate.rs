@@ -165,7 +165,7 @@ impl Authenticator {
         self.kept_plan(self.local.replaced_in(slot, token, route, sources, now), host).map(|(_, plan)| plan)
     }
 
-    pub fn authenticate(&mut self, token: &str, route: Option<usize>, now: u64, waited: Option<&Pending>, host: &dyn Host) -> Auth {
+    pub fn authenticate(&mut self, token: &Rc<str>, route: Option<usize>, now: u64, waited: Option<&Pending>, host: &dyn Host) -> Auth {
         let cfg = self.cfg.clone();
         if let Some(v) = self.local.verified(token, now) {
             if let Some(a) = self.claims_hit(v.clone(), route, waited, host) {
@@ -177,7 +177,7 @@ impl Authenticator {
             if let Some((v, until)) = self.claims_cache.get_with(host, &key, now, |e, until| Some((decode_entry(e)?, until))) {
                 let v2 = v.clone();
                 if let Some(a) = self.claims_hit(v, route, waited, host) {
-                    self.local.put_verified(token, until, &v2);
+                    self.local.put_verified(token.clone(), until, &v2);
                     return a;
                 }
             }
@@ -185,6 +185,10 @@ impl Authenticator {
         // Not a token verified before (the caches hold no other): RFC 6750's b64token or
         // nothing, before anything parses it, sends it or counts a miss for it.
         if !crate::extract::is_b64token(token) {
+            // Repeated headers Envoy joined with ',' (`extract::from_header` leaves them to here).
+            if crate::extract::is_joined(token) {
+                return Auth::Fail(Deny::BadRequest, "more than one token in the request");
+            }
             return Auth::Fail(Deny::Malformed, "token malformed");
         }
         if cfg.cache_max_ttl_ms > 0 && waited.is_none() {
@@ -296,7 +300,7 @@ impl Authenticator {
             let until = v.exp_ms.min(now.saturating_add(cfg.cache_max_ttl_ms));
             if until > now {
                 self.claims_cache.put(host, &key, until, &encode_entry(&v), now);
-                self.local.put_verified(token, until, &v);
+                self.local.put_verified(token.clone(), until, &v);
             }
         }
         Auth::Ok(v)

@@ -37,6 +37,12 @@ const B64TOKEN: [bool; 256] = {
 };
 
 /// RFC 6750 b64token, which covers every JWS/JWE compact token and opaque tokens.
+/// Whether a header value that is not a b64token is repeated headers Envoy joined with ','
+/// (refused as more than one token, as a second header would be).
+pub fn is_joined(s: &str) -> bool {
+    s.contains(',')
+}
+
 pub fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty() && body.bytes().all(|c| B64TOKEN[c as usize])
@@ -106,10 +112,10 @@ fn from_header(headers: &[(String, Vec<u8>)], name: &str, prefix: &str, known: &
     // Another scheme (e.g. Basic): not a bearer token from this source. The token is the
     // value's text from where its bytes put it (one UTF-8 pass, not two).
     let Some(t) = rest.and_then(|r| text.get(v.len() - r.len()..)) else { return Found::Nothing };
-    // Envoy joins repeated headers with ','; a b64token never contains one.
-    if t.contains(',') {
-        return Found::Many;
-    }
+    // Envoy joins repeated headers with ','. A b64token never contains one, and the caches hold
+    // only b64tokens: a joined value is found in neither and refused as two tokens once it is
+    // not (`Authenticator::authenticate`, `is_joined`), so a token found in shared data is not
+    // scanned for it here (a pass over the token, in V8, on every shared-data hit).
     Found::One(t.into())
 }
 
@@ -172,17 +178,24 @@ pub fn extract(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str) ->
 
 /// The whole contract, as the filter keeps it across extraction and the caches: `extract`,
 /// where `known(t)` says `t` is byte for byte a token verified before (so a b64token, not
-/// checked again); any other token's characters are checked.
+/// checked again); any other token's characters are checked, a joined header (`is_joined`)
+/// refused as more than one token.
 #[cfg(test)]
 pub fn extract_known(sources: &[Source], headers: &[(String, Vec<u8>)], path: &str, known: &Known) -> Extracted {
     match extract_unchecked(sources, headers, path, known) {
-        Extracted::Token { token, .. } if known(token.as_bytes()).is_none() && !is_b64token(&token) => Extracted::Malformed,
+        Extracted::Token { token, .. } if known(token.as_bytes()).is_none() && !is_b64token(&token) => {
+            if is_joined(&token) {
+                Extracted::Ambiguous
+            } else {
+                Extracted::Malformed
+            }
+        }
         e => e,
     }
 }
 
 /// The token and where it came from, its characters not checked here: the caller checks them
-/// (`is_b64token`, a `Malformed` token otherwise) before it parses, verifies or sends the token
+/// (`is_b64token`; `Ambiguous` for a joined header, `is_joined`, `Malformed` otherwise) before it parses, verifies or sends the token
 /// anywhere, and may first find it in the caches (`known`, or by its hash in shared data),
 /// which hold only verified tokens, which passed that check (the check is a pass over the
 /// token, in V8 about a tenth of what a shared-data hit adds).

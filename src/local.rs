@@ -136,10 +136,11 @@ impl LocalCache {
     }
 
     /// Keeps `token`'s verification result until `until_ms` (replacing whatever held its slot).
-    pub fn put_verified(&mut self, token: &str, until_ms: u64, verified: &Verified) {
+    /// The request's own token is kept (no copy of it: the request holds it from extraction).
+    pub fn put_verified(&mut self, token: Rc<str>, until_ms: u64, verified: &Verified) {
         let Some(i) = self.index(token.as_bytes()) else { return };
         if let Some(slot) = self.slots.get_mut(i) {
-            *slot = Some(Entry { token: token.into(), until_ms, verified: verified.clone(), exchanged: Vec::new(), forward: None });
+            *slot = Some(Entry { token, until_ms, verified: verified.clone(), exchanged: Vec::new(), forward: None });
         }
     }
 
@@ -237,7 +238,7 @@ mod tests {
     #[test]
     fn serves_only_the_same_token_until_its_expiry() {
         let mut c = LocalCache::new(64);
-        c.put_verified("tok-a", 5_000, &v("a"));
+        c.put_verified("tok-a".into(), 5_000, &v("a"));
         assert_eq!(c.verified("tok-a", 4_999), Some(&v("a")));
         assert_eq!(c.verified("tok-a", 5_000), None, "never past the expiry it was given");
         assert_eq!(c.verified("tok-b", 1_000), None);
@@ -248,7 +249,7 @@ mod tests {
     fn bounded_and_never_confuses_tokens() {
         let mut c = LocalCache::new(16);
         for i in 0..1000 {
-            c.put_verified(&format!("token-{i}"), 10_000, &v(&i.to_string()));
+            c.put_verified(format!("token-{i}").into(), 10_000, &v(&i.to_string()));
         }
         assert!(c.entries() <= 16);
         for i in 0..1000 {
@@ -263,7 +264,7 @@ mod tests {
         let mut c = LocalCache::new(64);
         let tok = |i: usize| format!("{i:04}.{}", "t".repeat(40));
         for i in 0..10 {
-            c.put_verified(&tok(i), 10_000, &v(&i.to_string()));
+            c.put_verified(tok(i).into(), 10_000, &v(&i.to_string()));
         }
         assert_eq!(c.entries(), 1, "the same length and last bytes: one slot");
         assert_eq!(c.verified(&tok(9), 1), Some(&v("9")));
@@ -275,17 +276,17 @@ mod tests {
     #[test]
     fn a_kept_token_is_shared_and_known_by_its_address_only_while_it_is_the_kept_one() {
         let mut c = LocalCache::new(1);
-        c.put_verified("tok-a", 5_000, &v("a"));
+        c.put_verified("tok-a".into(), 5_000, &v("a"));
         let (held, _) = c.known(b"tok-a", 1).expect("kept");
         assert_eq!(&*held, "tok-a");
         assert_eq!(c.verified(&held, 1), Some(&v("a")));
         assert_eq!(c.verified(&held, 5_000), None, "the address never extends the expiry");
         // The one slot now holds another token: the held copy is not it, whatever its address.
-        c.put_verified("tok-b", 5_000, &v("b"));
+        c.put_verified("tok-b".into(), 5_000, &v("b"));
         assert_eq!(c.verified(&held, 1), None);
         assert_eq!(c.known(b"tok-a", 1), None);
         // Kept again (a new allocation): found by its bytes.
-        c.put_verified("tok-a", 5_000, &v("a2"));
+        c.put_verified("tok-a".into(), 5_000, &v("a2"));
         assert_eq!(c.verified(&held, 1), Some(&v("a2")));
     }
 
@@ -294,7 +295,7 @@ mod tests {
         let mut c = LocalCache::new(8);
         c.put_exchanged("s", 0, "orphan", 9_000, 0);
         assert_eq!(c.exchanged("s", 0, 1), None, "no exchanged token without a verified subject");
-        c.put_verified("s", 5_000, &v("s"));
+        c.put_verified("s".into(), 5_000, &v("s"));
         c.put_exchanged("s", 0, "for-orders", 3_000, 0);
         c.put_exchanged("s", 1, "for-billing", 9_000, 0);
         assert_eq!(c.exchanged("s", 0, 2_999), Some("for-orders"));
@@ -305,7 +306,7 @@ mod tests {
         c.put_exchanged("s", 0, "newer", 4_000, 10);
         assert_eq!(c.exchanged("s", 0, 3_500), Some("newer"));
         // A new verification of the same token keeps nothing it should not.
-        c.put_verified("s", 6_000, &v("s"));
+        c.put_verified("s".into(), 6_000, &v("s"));
         assert_eq!(c.exchanged("s", 1, 1), None);
     }
 
@@ -314,9 +315,9 @@ mod tests {
         let mut c = LocalCache::new(64);
         let plan = Rc::new(HeaderPlan::default());
         let (va, vb) = (v("a"), v("b"));
-        c.put_verified("tok-a", 5_000, &va);
+        c.put_verified("tok-a".into(), 5_000, &va);
         c.put_forwarded("tok-a", None, &va.set, &plan, 0);
-        c.put_verified("tok-b", 5_000, &vb);
+        c.put_verified("tok-b".into(), 5_000, &vb);
         c.put_forwarded("tok-b", None, &vb.set, &plan, 0);
         let (ka, sa) = c.known(b"tok-a", 1).expect("kept");
         assert_eq!(&*ka, "tok-a");
@@ -330,7 +331,7 @@ mod tests {
         assert!(c.forwarded_in(Some(sa), "tok-c", None, 1).is_none());
         assert!(c.forwarded_in(Some(Slot(1_000)), &ka, None, 1).is_some(), "a slot out of range is no hit by itself");
         // The slot's entry replaced: the hint finds the new one's token, not the old handout.
-        c.put_verified("tok-a", 9_000, &v("a2"));
+        c.put_verified("tok-a".into(), 9_000, &v("a2"));
         assert!(c.forwarded_in(Some(sa), &ka, None, 1).is_none(), "a new verification keeps no plan");
         assert!(c.known(b"tok-a", 9_000).is_none());
     }
@@ -342,7 +343,7 @@ mod tests {
         let va = v("a");
         c.put_forwarded("tok-a", None, &va.set, &plan, 0);
         assert!(c.forwarded("tok-a", None, 1).is_none(), "no plan without a verified token");
-        c.put_verified("tok-a", 5_000, &va);
+        c.put_verified("tok-a".into(), 5_000, &va);
         // Another result's claims (equal in value, not the kept one): not kept.
         c.put_forwarded("tok-a", None, &v("a").set, &plan, 0);
         assert!(c.forwarded("tok-a", None, 1).is_none());
@@ -354,11 +355,11 @@ mod tests {
         assert!(c.forwarded("tok-a", Some(2), 5_000).is_none(), "never past the token's expiry");
         assert!(c.forwarded("tok-b", Some(2), 1).is_none());
         // Verified again: the plan made from the old result goes.
-        c.put_verified("tok-a", 6_000, &va);
+        c.put_verified("tok-a".into(), 6_000, &va);
         assert!(c.forwarded("tok-a", Some(2), 1).is_none());
         c.put_forwarded("tok-a", Some(2), &va.set, &plan, 5_500);
         assert!(c.forwarded("tok-a", Some(2), 5_600).is_some());
-        c.put_verified("tok-a", 6_000, &va);
+        c.put_verified("tok-a".into(), 6_000, &va);
         c.put_forwarded("tok-a", Some(2), &va.set, &plan, 6_000);
         assert!(c.forwarded("tok-a", Some(2), 1).is_none(), "not kept once expired");
     }
@@ -369,7 +370,7 @@ mod tests {
         let plan = Rc::new(HeaderPlan { remove: vec![], set: vec![("authorization".into(), "Bearer ex-1".into())] });
         let va = v("a");
         let yes = |t: &str| t == "ex-1";
-        c.put_verified("tok-a", 5_000, &va);
+        c.put_verified("tok-a".into(), 5_000, &va);
         c.put_replaced("tok-a", 2, 1, &va.set, &plan, 0, &yes);
         assert!(c.replaced_in(None, "tok-a", 2, 1, 1).is_none(), "no plan without an exchanged token");
         c.put_exchanged("tok-a", 2, "ex-1", 3_000, 0);
@@ -391,7 +392,7 @@ mod tests {
         c.put_exchanged("tok-a", 2, "ex-1", 4_000, 1);
         c.put_replaced("tok-a", 2, 1, &va.set, &plan, 1, &yes);
         assert!(c.replaced_in(None, "tok-a", 2, 1, 2).is_some());
-        c.put_verified("tok-a", 6_000, &va);
+        c.put_verified("tok-a".into(), 6_000, &va);
         assert!(c.replaced_in(None, "tok-a", 2, 1, 2).is_none());
     }
 
@@ -413,11 +414,11 @@ mod tests {
     #[test]
     fn disabled_and_oversized() {
         let mut c = LocalCache::new(0);
-        c.put_verified("t", 5_000, &v("t"));
+        c.put_verified("t".into(), 5_000, &v("t"));
         assert_eq!(c.verified("t", 1), None);
         let mut c = LocalCache::new(4);
         let big = "x".repeat(MAX_TOKEN + 1);
-        c.put_verified(&big, 5_000, &v("t"));
+        c.put_verified(big.as_str().into(), 5_000, &v("t"));
         assert_eq!(c.verified(&big, 1), None);
     }
 }

@@ -238,6 +238,19 @@ fn missing_anonymous_ambiguous_and_route_rules() {
     let (s, www) = denied(&f.on_request(&req("/x"), &two, &host));
     assert_eq!(s, 400);
     assert!(www.contains("invalid_request"));
+    // Repeated headers as Envoy joins them (','): two tokens too, also where the first is
+    // cached (the caches hold no joined value, so it is refused once neither has it), never
+    // counted as a cache miss.
+    allowed(&f.on_request(&req("/x"), &bearer(&t), &host));
+    let misses = host.counter(Metric::CacheMiss);
+    for joined in [format!("Bearer {t},Bearer {t}"), format!("Bearer {t}, Bearer x.y.z"), format!("Bearer {t},")] {
+        let (s, www) = denied(&f.on_request(&req("/x"), &[("authorization".into(), joined.clone().into_bytes())], &host));
+        assert_eq!(s, 400, "{joined}");
+        assert!(www.contains("invalid_request") && www.contains("more than one token"), "{www}");
+    }
+    assert_eq!(host.counter(Metric::CacheMiss), misses);
+    assert_eq!(host.counter(Metric::Denied(Deny::BadRequest)), 4);
+    allowed(&f.on_request(&req("/x"), &bearer(&t), &host));
     // A remote-issuer token on a local-only route (a fresh Envoy: shared data starts empty).
     let host = FakeHost::new(NOW);
     let remote = EsKey::new("r1");

@@ -236,7 +236,7 @@ pub fn extract_unchecked(sources: &[Source], headers: &[(String, Vec<u8>)], path
 /// header removed, the cookie dropped from `Cookie`, the query parameter dropped from `:path`
 /// (matched by its decoded name, as it was read). Used when the token is replaced upstream.
 pub fn removal_plan(all: &[Source], sources: u32, headers: &[(String, Vec<u8>)], path: &str) -> HeaderPlan {
-    let mut plan = HeaderPlan::default();
+    let (mut remove, mut set) = (Vec::new(), Vec::new());
     let mut cookies: Vec<&str> = Vec::new();
     let mut params: Vec<&str> = Vec::new();
     for (i, s) in all.iter().enumerate().take(MAX_SOURCES) {
@@ -244,7 +244,7 @@ pub fn removal_plan(all: &[Source], sources: u32, headers: &[(String, Vec<u8>)],
             continue;
         }
         match s {
-            Source::Header { name, .. } => plan.remove.push(name.clone()),
+            Source::Header { name, .. } => remove.push(name.clone()),
             Source::Cookie(name) => cookies.push(name),
             Source::Query(name) => params.push(name),
         }
@@ -256,9 +256,9 @@ pub fn removal_plan(all: &[Source], sources: u32, headers: &[(String, Vec<u8>)],
             .map(str::trim)
             .filter(|c| !c.is_empty() && !cookies.iter().any(|n| is_cookie(c, n)))
             .collect();
-        plan.remove.push("cookie".into());
+        remove.push("cookie".into());
         if !kept.is_empty() {
-            plan.set.push(("cookie".into(), kept.join("; ")));
+            set.push(("cookie".into(), kept.join("; ")));
         }
     }
     if !params.is_empty() {
@@ -277,11 +277,11 @@ pub fn removal_plan(all: &[Source], sources: u32, headers: &[(String, Vec<u8>)],
             new.push('#');
             new.push_str(f);
         }
-        plan.set.push((":path".into(), new));
+        set.push((":path".into(), new));
     }
-    plan.remove.sort();
-    plan.remove.dedup();
-    plan
+    remove.sort();
+    remove.dedup();
+    HeaderPlan::new(remove, set)
 }
 
 #[cfg(test)]
@@ -377,13 +377,13 @@ mod tests {
         let s = sources();
         let headers = h(&[("authorization", "Bearer t.o.k"), ("cookie", "a=1; access_token=t.o.k"), ("cookie", "b=2")]);
         let plan = removal_plan(&s, 0b111, &headers, "/p?x=1&access%5Ftoken=t.o.k&access_tokens=keep#frag");
-        assert_eq!(plan.remove, vec!["authorization".to_string(), "cookie".to_string()]);
-        assert_eq!(plan.set, vec![("cookie".into(), "a=1; b=2".into()), (":path".into(), "/p?x=1&access_tokens=keep#frag".into())]);
+        assert_eq!(*plan.remove, ["authorization".to_string(), "cookie".to_string()]);
+        assert_eq!(plan.set.to_vec(), vec![("cookie".to_string(), "a=1; b=2".to_string()), (":path".into(), "/p?x=1&access_tokens=keep#frag".into())]);
         let plan = removal_plan(&s, 0b100, &[], "/p?access_token=t");
-        assert_eq!(plan, HeaderPlan { remove: vec![], set: vec![(":path".into(), "/p".into())] });
+        assert_eq!(plan, HeaderPlan::new(vec![], vec![(":path".into(), "/p".into())]));
         let plan = removal_plan(&s, 0b010, &h(&[("cookie", "access_token=t")]), "/p?access_token=t");
-        assert_eq!(plan, HeaderPlan { remove: vec!["cookie".into()], set: vec![] }, "the only cookie: the header goes");
+        assert_eq!(plan, HeaderPlan::new(vec!["cookie".into()], vec![]), "the only cookie: the header goes");
         let plan = removal_plan(&s, 0b001, &headers, "/p");
-        assert_eq!(plan, HeaderPlan { remove: vec!["authorization".into()], set: vec![] });
+        assert_eq!(plan, HeaderPlan::new(vec!["authorization".into()], vec![]));
     }
 }

@@ -339,7 +339,7 @@ mod tests {
     #[test]
     fn a_forwarded_plan_lives_with_the_result_it_was_made_from_and_its_route() {
         let mut c = LocalCache::new(8);
-        let plan = Rc::new(HeaderPlan { remove: vec!["x-user-sub".into()], set: vec![("x-user-sub".into(), "a".into())] });
+        let plan = Rc::new(HeaderPlan::new(vec!["x-user-sub".into()], vec![("x-user-sub".into(), "a".into())]));
         let va = v("a");
         c.put_forwarded("tok-a", None, &va.set, &plan, 0);
         assert!(c.forwarded("tok-a", None, 1).is_none(), "no plan without a verified token");
@@ -367,7 +367,7 @@ mod tests {
     #[test]
     fn a_replacing_plan_lives_with_its_exchanged_token_its_result_its_route_and_its_sources() {
         let mut c = LocalCache::new(8);
-        let plan = Rc::new(HeaderPlan { remove: vec![], set: vec![("authorization".into(), "Bearer ex-1".into())] });
+        let plan = Rc::new(HeaderPlan::new(vec![], vec![("authorization".into(), "Bearer ex-1".into())]));
         let va = v("a");
         let yes = |t: &str| t == "ex-1";
         c.put_verified("tok-a".into(), 5_000, &va);

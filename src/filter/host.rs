@@ -120,13 +120,13 @@ impl Host for WasmHost<'_> {
 /// `present`: the request's header names when known; removing an absent header is skipped
 /// (each removal is a hostcall and clears Envoy's route cache).
 fn apply_plan(plan: &HeaderPlan, present: Option<&[(String, Vec<u8>)]>) {
-    for h in &plan.remove {
+    for h in plan.remove.iter() {
         if present.is_some_and(|hs| !hs.iter().any(|(k, _)| crate::bytes::eq(k.as_bytes(), h.as_bytes()))) {
             continue;
         }
         let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, h);
     }
-    for (h, v) in &plan.set {
+    for (h, v) in plan.set.iter() {
         let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, h, Some(v));
     }
 }

@@ -38,7 +38,7 @@ fn b_inbound(idp: &EsKey, sidecar_jwk: Value) -> Filter {
 
 fn headers(o: &Outcome) -> Vec<(String, String)> {
     match o {
-        Outcome::Allow(plan) => plan.set.clone(),
+        Outcome::Allow(plan) => plan.set.to_vec(),
         o => panic!("expected Allow, got {o:?}"),
     }
 }

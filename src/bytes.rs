@@ -11,6 +11,12 @@ pub fn eq(a: &[u8], b: &[u8]) -> bool {
     }
     let n = a.len();
     if n < 8 {
+        // Four to seven bytes (an authorization scheme): the first four and the last four,
+        // overlapping, instead of a loop of one byte at a time.
+        let half = |s: &[u8], i: usize| s.get(i..i + 4).map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
+        if n >= 4 {
+            return half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4);
+        }
         return a.iter().zip(b).all(|(x, y)| x == y);
     }
     let word = |s: &[u8], i: usize| s.get(i..i + 8).map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));

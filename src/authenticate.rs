@@ -175,9 +175,11 @@ impl Authenticator {
         let key = self.cache_key(token);
         if cfg.cache_max_ttl_ms > 0 {
             if let Some((v, until)) = self.claims_cache.get_with(host, &key, now, |e, until| Some((decode_entry(e)?, until))) {
-                let v2 = v.clone();
+                let kept = self.local.admit(token.as_bytes(), now).then(|| v.clone());
                 if let Some(a) = self.claims_hit(v, route, waited, host) {
-                    self.local.put_verified(token.clone(), until, &v2);
+                    if let Some(v) = kept {
+                        self.local.put_verified(token.clone(), until, &v);
+                    }
                     return a;
                 }
             }

@@ -12,6 +12,10 @@
 //! the very verification result it was made from: the next request with it on that route is
 //! answered without deciding again; so does a token exchanged or minted for a route, with the
 //! plan that replaced the client's token with it (`replaced_in`).
+//!
+//! A token found in shared data takes a free or expired slot at once, but replaces a live entry
+//! only on its second sighting there (`admit`): tokens that each come once in a while (a
+//! population larger than the front) neither evict those in use nor churn an entry per request.
 
 use crate::flow::{HeaderPlan, Verified};
 use std::rc::Rc;
@@ -50,6 +54,9 @@ pub struct Slot(usize);
 
 pub struct LocalCache {
     slots: Vec<Option<Entry>>,
+    /// Per slot, a tag of the last token found in shared data that was not kept (`admit`; 0:
+    /// none).
+    seen: Vec<u32>,
     /// Random per VM: which slot a token gets is not known outside it.
     seed: u64,
 }
@@ -72,10 +79,38 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 impl LocalCache {
     /// `slots` = 0 disables it.
     pub fn new(slots: usize) -> LocalCache {
-        LocalCache { slots: (0..slots).map(|_| None).collect(), seed: RandomState::new().hash_one(0x7465_6600u64) }
+        LocalCache { slots: (0..slots).map(|_| None).collect(), seen: vec![0; slots], seed: RandomState::new().hash_one(0x7465_6600u64) }
+    }
+
+    /// Whether a token found in shared data (verified by another worker, or here a while ago) is
+    /// to be kept here: at once where its slot is free (empty, or its entry expired at
+    /// `now_ms`), and otherwise on its second sighting with no other such token seen in that
+    /// slot in between (TinyLFU's doorkeeper). A token that comes once, as each of a population
+    /// larger than the front does, then neither evicts a token in use nor costs an entry's
+    /// making and unmaking; one in use is kept from its second request on this worker.
+    pub fn admit(&mut self, token: &[u8], now_ms: u64) -> bool {
+        let Some(h) = self.hash(token) else { return false };
+        let i = (h % self.slots.len() as u64) as usize;
+        // The hash's high half (the slot takes its low bits), never 0.
+        let tag = (h >> 32) as u32 | 1;
+        if self.slots.get(i).is_some_and(|e| e.as_ref().is_none_or(|e| e.until_ms <= now_ms)) {
+            return true;
+        }
+        match self.seen.get_mut(i) {
+            Some(t) if *t == tag => true,
+            Some(t) => {
+                *t = tag;
+                false
+            }
+            None => false,
+        }
     }
 
     fn index(&self, token: &[u8]) -> Option<usize> {
+        self.hash(token).map(|h| (h % self.slots.len() as u64) as usize)
+    }
+
+    fn hash(&self, token: &[u8]) -> Option<u64> {
         if self.slots.is_empty() || token.len() > MAX_TOKEN {
             return None;
         }
@@ -101,7 +136,7 @@ impl LocalCache {
         if !rest.is_empty() {
             mix(rest.iter().rev().fold(0u64, |w, b| (w << 8) | u64::from(*b)));
         }
-        Some((h % self.slots.len() as u64) as usize)
+        Some(h)
     }
 
     /// `entry`, from `slot` first where `known` handed out the very allocation `token` is (then

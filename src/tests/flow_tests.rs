@@ -179,6 +179,51 @@ fn within_the_slack_of_its_expiry_a_kept_token_is_decided_by_the_clock() {
 }
 
 #[test]
+fn a_token_found_once_in_shared_data_does_not_evict_one_in_use() {
+    let host = FakeHost::new(NOW);
+    let local = EsKey::new("l1");
+    // One slot: every token is kept in the same place.
+    let cfg = config(&local, |v| v["cache"]["local_entries"] = json!(1));
+    let mut a = ready(&host, cfg.clone(), &[]);
+    let mut b = Filter::new(cfg);
+    b.init(&host);
+    assert!(b.tick(&host).is_empty());
+    let tok = |sub: &str| local.token(&claims("https://local.test", "api", sub, NOW));
+    let (hot, x, y) = (tok("hot"), tok("x"), tok("y"));
+    allowed(&b.on_request(&req("/"), &bearer(&hot), &host));
+    for t in [&x, &y] {
+        allowed(&a.on_request(&req("/"), &bearer(t), &host));
+    }
+    let on_b = |b: &mut Filter, t: &str| {
+        let reads = host.reads.get();
+        allowed(&b.on_request(&req("/"), &bearer(t), &host));
+        host.reads.get() > reads
+    };
+    assert!(!on_b(&mut b, &hot), "kept where b verified it");
+    // Found in shared data once: answered, not kept (the slot holds a token in use).
+    assert!(on_b(&mut b, &x));
+    assert!(!on_b(&mut b, &hot), "still kept");
+    // Another such token in between: neither is kept.
+    assert!(on_b(&mut b, &y));
+    assert!(on_b(&mut b, &x));
+    assert!(!on_b(&mut b, &hot));
+    // Twice in a row: the second keeps it.
+    assert!(on_b(&mut b, &x));
+    assert!(!on_b(&mut b, &x), "kept from its second sighting");
+    assert!(on_b(&mut b, &hot), "which took the slot");
+    assert_eq!(host.counter(Metric::CacheMiss), 3, "nothing verified twice");
+    // A slot whose entry expired takes a token at once.
+    let mut c = claims("https://local.test", "api", "short", NOW);
+    c["exp"] = json!(NOW / 1000 + 10);
+    let short = local.token(&c);
+    allowed(&b.on_request(&req("/"), &bearer(&short), &host));
+    assert!(!on_b(&mut b, &short));
+    host.advance(11_000);
+    assert!(on_b(&mut b, &y));
+    assert!(!on_b(&mut b, &y), "kept at its first sighting");
+}
+
+#[test]
 fn a_worker_answers_hot_tokens_without_reading_shared_data() {
     let host = FakeHost::new(NOW);
     let local = EsKey::new("l1");

@@ -149,6 +149,8 @@ def main():
             # The limit and one shared-data read of a claims entry's size: what a shared-data hit
             # cannot avoid (bench/run.sh's wasm_ref, with the set).
             "lab_limit_shared": lab("hdr:authorization,shared:c/1,set:x-user-sub"),
+            # The shared-cache key of a 470-byte token (keyed BLAKE3), no host call.
+            "lab_b3": lab("b3:470"),
             "lab_pairs": lab("pairs:authorization"),
             "lab_hdr3": lab("hdr:authorization,hdr::path,hdr::method"),
             "lab_pairs_limit": lab("pairs:authorization,set:x-user-sub"),
@@ -157,6 +159,8 @@ def main():
             w = ROOT / "bench" / "out" / f"tef-probe-{probe}.wasm"
             if w.exists():
                 setups[f"probe_{probe}"] = tef(w)
+                # The same probe with the worker's front off: every request a shared-data hit.
+                setups[f"probe_{probe}_shared"] = tef(w, B.tef_conf(jwks, local_entries=0))
         if "--baseline" in sys.argv:
             base = Path(sys.argv[sys.argv.index("--baseline") + 1])
             setups["base_hot"] = tef(base)
@@ -178,7 +182,9 @@ def main():
         # request a shared-data hit of a token among P (bench/run.sh's tef_population, smaller), next to the
         # hot token with the front off (every request a shared-data hit of one token).
         P = int(os.environ.get("TEF_CG_POPULATION", "4096"))
-        pop = [jwt_tool.encode(idp.key("EdDSA"), jwt_tool.claims(B.ISS, B.AUD, ttl=3600, sub=f"p{i}")) for i in range(P)] if only_wants(("tef_population", "base_population")) else []
+        # `TEF_CG_SUB_WIDTH=5`: subjects zero-padded to that width (tokens of one length).
+        W = int(os.environ.get("TEF_CG_SUB_WIDTH", "0"))
+        pop = [jwt_tool.encode(idp.key("EdDSA"), jwt_tool.claims(B.ISS, B.AUD, ttl=3600, sub=f"p{i:0{W}d}")) for i in range(P)] if only_wants(("tef_population", "base_population")) else []
         pop_conf = B.tef_conf(jwks, max_entries=2 * P, max_ttl=3600)
         setups["tef_hot_shared"] = tef(B.TEF_WASM, B.tef_conf(jwks, local_entries=0))
         setups["tef_population"] = (tef(B.TEF_WASM, pop_conf), pop)

@@ -1,7 +1,7 @@
 //! A small per-VM (per-worker) front for the shared-data caches. Proxy-wasm shared data is the
 //! cache all workers share, but every read of it is a host call that copies the value into the
 //! VM; a token seen a moment ago on this worker is answered from here with no host call and no
-//! SHA-256.
+//! hash of the whole token.
 //!
 //! Direct-mapped, `slots` entries (a collision replaces the older entry), so memory is bounded:
 //! each entry holds the token itself (compared byte for byte: a hash alone never vouches for a
@@ -41,6 +41,9 @@ struct Exchanged {
 struct Entry {
     /// Shared with the requests that present it (`known`): a hot request copies no token.
     token: Rc<str>,
+    /// `LocalCache::hash` of `token`: another token in this slot (in a population larger than
+    /// the front, most lookups) is told apart by it without reading either token.
+    hash: u64,
     until_ms: u64,
     verified: Verified,
     exchanged: Vec<Exchanged>,
@@ -76,6 +79,14 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     ca.zip(cb).fold(tail as u64, |d, (x, y)| d | (word(x) ^ word(y))) == 0
 }
 
+/// Whether `e` holds the token whose `LocalCache::hash` is `h`: compared in full, but only
+/// where the hashes agree (equal-length tokens of one issuer in one slot, most of a population
+/// larger than the front, then cost no read of either). That tells a client nothing of a kept
+/// token's bytes: the hash is mixed with the VM's random seed.
+fn holds(e: &Entry, h: u64, token: &[u8]) -> bool {
+    e.hash == h && same(e.token.as_bytes(), token)
+}
+
 impl LocalCache {
     /// `slots` = 0 disables it.
     pub fn new(slots: usize) -> LocalCache {
@@ -106,8 +117,9 @@ impl LocalCache {
         }
     }
 
-    fn index(&self, token: &[u8]) -> Option<usize> {
-        self.hash(token).map(|h| (h % self.slots.len() as u64) as usize)
+    /// `token`'s slot and its hash.
+    fn index(&self, token: &[u8]) -> Option<(usize, u64)> {
+        self.hash(token).map(|h| ((h % self.slots.len() as u64) as usize, h))
     }
 
     fn hash(&self, token: &[u8]) -> Option<u64> {
@@ -151,18 +163,19 @@ impl LocalCache {
     }
 
     fn entry(&self, token: &[u8], now_ms: u64) -> Option<&Entry> {
-        let e = self.slots.get(self.index(token)?)?.as_ref()?;
+        let (i, h) = self.index(token)?;
+        let e = self.slots.get(i)?.as_ref()?;
         // The kept allocation itself (the request holds it from `known`): equal without reading it.
         let kept = std::ptr::eq(e.token.as_ptr(), token.as_ptr()) && e.token.len() == token.len();
-        (now_ms < e.until_ms && (kept || same(e.token.as_bytes(), token))).then_some(e)
+        (now_ms < e.until_ms && (kept || holds(e, h, token))).then_some(e)
     }
 
     /// The token kept here, verified, at `now_ms`, that is byte for byte `token`, and its slot.
     /// Shared, not copied: `verified` then knows it by its address, `forwarded_in` by its slot.
     pub fn known(&self, token: &[u8], now_ms: u64) -> Option<(Rc<str>, Slot)> {
-        let i = self.index(token)?;
+        let (i, h) = self.index(token)?;
         let e = self.slots.get(i)?.as_ref()?;
-        (now_ms < e.until_ms && same(e.token.as_bytes(), token)).then(|| (e.token.clone(), Slot(i)))
+        (now_ms < e.until_ms && holds(e, h, token)).then(|| (e.token.clone(), Slot(i)))
     }
 
     /// What verifying `token` produced, if kept here and not expired at `now_ms`.
@@ -173,9 +186,9 @@ impl LocalCache {
     /// Keeps `token`'s verification result until `until_ms` (replacing whatever held its slot).
     /// The request's own token is kept (no copy of it: the request holds it from extraction).
     pub fn put_verified(&mut self, token: Rc<str>, until_ms: u64, verified: &Verified) {
-        let Some(i) = self.index(token.as_bytes()) else { return };
+        let Some((i, hash)) = self.index(token.as_bytes()) else { return };
         if let Some(slot) = self.slots.get_mut(i) {
-            *slot = Some(Entry { token, until_ms, verified: verified.clone(), exchanged: Vec::new(), forward: None });
+            *slot = Some(Entry { token, hash, until_ms, verified: verified.clone(), exchanged: Vec::new(), forward: None });
         }
     }
 
@@ -205,9 +218,9 @@ impl LocalCache {
     /// `token`'s entry, live at `now_ms`, if it holds the very verification result whose claim
     /// headers are `set`: where a plan made from that result may be kept.
     fn result_mut(&mut self, token: &str, set: &Rc<[(String, String)]>, now_ms: u64) -> Option<&mut Entry> {
-        let i = self.index(token.as_bytes())?;
+        let (i, h) = self.index(token.as_bytes())?;
         let e = self.slots.get_mut(i)?.as_mut()?;
-        (now_ms < e.until_ms && Rc::ptr_eq(&e.verified.set, set) && same(e.token.as_bytes(), token.as_bytes())).then_some(e)
+        (now_ms < e.until_ms && Rc::ptr_eq(&e.verified.set, set) && holds(e, h, token.as_bytes())).then_some(e)
     }
 
     /// The token `token` was exchanged for on `route`, if kept here and not expired.
@@ -219,9 +232,9 @@ impl LocalCache {
     /// Keeps the token `token` was exchanged for on `route`, until `until_ms`; only next to a
     /// live verification result for `token` (an exchange is never served for an unverified token).
     pub fn put_exchanged(&mut self, token: &str, route: usize, issued: &str, until_ms: u64, now_ms: u64) {
-        let Some(i) = self.index(token.as_bytes()) else { return };
+        let Some((i, h)) = self.index(token.as_bytes()) else { return };
         let Some(Some(e)) = self.slots.get_mut(i) else { return };
-        if &*e.token != token || now_ms >= e.until_ms {
+        if !holds(e, h, token.as_bytes()) || now_ms >= e.until_ms {
             return;
         }
         e.exchanged.retain(|x| x.route != route && now_ms < x.until_ms);

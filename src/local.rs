@@ -100,8 +100,7 @@ impl LocalCache {
     /// larger than the front does, then neither evicts a token in use nor costs an entry's
     /// making and unmaking; one in use is kept from its second request on this worker.
     pub fn admit(&mut self, token: &[u8], now_ms: u64) -> bool {
-        let Some(h) = self.hash(token) else { return false };
-        let i = (h % self.slots.len() as u64) as usize;
+        let Some((i, h)) = self.index(token) else { return false };
         // The hash's high half (the slot takes its low bits), never 0.
         let tag = (h >> 32) as u32 | 1;
         if self.slots.get(i).is_some_and(|e| e.as_ref().is_none_or(|e| e.until_ms <= now_ms)) {

@@ -7,7 +7,7 @@
 //! whole map in one host call, NAME's value found in its serialized bytes, nothing copied), `time`,
 //! `shared:KEY` (read a shared-data key, written once at configure time), `set:NAME` (set a request
 //! header), `del:NAME` (remove a request header), `sha:N` (SHA-256 of N bytes in the VM, no host
-//! call), `b3:N` (keyed BLAKE3 of N bytes, as the filter's shared-cache key of a token: its
+//! call), `b3:N` (BLAKE3 of N bytes keyed, as the filter names a token's shared-cache entry: its
 //! price in Envoy's V8); `OP*N` repeats one N times.
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -104,8 +104,9 @@ impl HttpContext for Lab {
                     sink += sha2::Sha256::digest(std::hint::black_box(b))[0] as usize;
                 }
                 Op::B3(b) => {
+                    // As `authenticate::cache_key`: the layout's version, a 0, the token.
                     let mut h = blake3::Hasher::new_keyed(std::hint::black_box(&[7u8; 32]));
-                    h.update(b"TEF-claims-v9");
+                    h.update(b"entry-v6");
                     h.update(&[0]);
                     h.update(std::hint::black_box(b));
                     sink += h.finalize().as_bytes()[0] as usize;

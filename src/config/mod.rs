@@ -63,6 +63,9 @@ pub struct Config {
     pub max_token_bytes: usize,
     /// SHA-256 of the configuration bytes: cache entries made under another configuration never match.
     pub fingerprint: [u8; 32],
+    /// `authenticate::hash_key` of the fingerprint for each cache (0 claims, then
+    /// `credential::Kind`): made once here, so a lookup hashes the token alone.
+    pub hash_keys: [[u8; 32]; 4],
     pub sts: Option<Sts>,
     /// The filter's own issuer and keys, for minted tokens.
     pub signing: Option<Signing>,
@@ -296,6 +299,7 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         stat_prefix,
         max_token_bytes,
         fingerprint,
+        hash_keys: [0u8, 1, 2, 3].map(|purpose| crate::authenticate::hash_key(&fingerprint, purpose)),
         needs_route_name,
         needs_cluster,
         needed_headers,

@@ -26,11 +26,11 @@ pub enum Kind {
     Embedded = 3,
 }
 
-/// The cache key of a credential made from `token`: the configuration's fingerprint, the entry
-/// layout's version, the kind, the token, then `parts` (lists of strings, unambiguously framed).
+/// The cache key of a credential made from `token`: keyed with the kind's own key
+/// (`authenticate::hash_key`: the configuration, the entry layout, the kind), the token, then
+/// `parts` (lists of strings, unambiguously framed).
 pub fn cache_key(cfg: &Config, kind: Kind, token: &str, parts: &[&[String]]) -> Key {
-    let mut h = crate::authenticate::key_hasher(&cfg.fingerprint);
-    h.update(&[kind as u8]);
+    let mut h = blake3::Hasher::new_keyed(&cfg.hash_keys[kind as usize]);
     h.update(token.as_bytes());
     for list in parts {
         h.update(&[0u8]);

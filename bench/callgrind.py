@@ -149,8 +149,8 @@ def main():
             # The limit and one shared-data read of a claims entry's size: what a shared-data hit
             # cannot avoid (bench/run.sh's wasm_ref, with the set).
             "lab_limit_shared": lab("hdr:authorization,shared:c/1,set:x-user-sub"),
-            # The shared-cache key of the 470-byte token, no host call: keyed BLAKE3 of the entry
-            # layout's version, a 0 and the token, in three updates (`authenticate::cache_key`).
+            # The shared-cache key of the 470-byte token, no host call: one keyed BLAKE3 of the
+            # token alone (`authenticate::cache_key`).
             "lab_b3": lab("b3:470"),
             "lab_pairs": lab("pairs:authorization"),
             "lab_hdr3": lab("hdr:authorization,hdr::path,hdr::method"),

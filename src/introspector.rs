@@ -137,7 +137,13 @@ impl Authenticator {
             },
         };
         let deadline = now + i.timeout_ms + 500;
-        self.intro.flight.lead(*key, deadline, InFlight { started_ms: now, provider: p, claims_key, jwt }, host);
+        if let Err(theirs) = self.intro.flight.lead(*key, deadline, InFlight { started_ms: now, provider: p, claims_key, jwt }, now, host) {
+            // Another VM took the call since `check` (both found it free): wait for its answer.
+            if waited.is_none() {
+                host.count(Metric::IntrospectionWait);
+            }
+            return Auth::WaitCall(theirs);
+        }
         let req = introspection::build_request(i, &authority, &path, token);
         Auth::Call(ExchangeCall { key: *key, cluster: i.cluster.clone(), headers: req.headers, body: req.body.into_bytes(), timeout_ms: i.timeout_ms }, deadline)
     }
@@ -145,8 +151,15 @@ impl Authenticator {
     /// The introspection call for `key` ended: the answer goes to the cache (or the negative
     /// cache) and to the requests waiting for it.
     pub fn introspection_done(&mut self, key: &Key, result: CallResult, host: &dyn Host) {
+        let Some(f) = self.intro.flight.take(key) else { return };
+        self.settle(key, f, result, host);
+        // Only now, with the answer in the shared caches, may other VMs' waiters stop waiting.
+        self.intro.flight.release(key, host);
+    }
+
+    fn settle(&mut self, key: &Key, f: InFlight, result: CallResult, host: &dyn Host) {
         let now = host.now_ms();
-        let Some(InFlight { started_ms, provider: p, claims_key, jwt }) = self.intro.flight.finish(key, host) else { return };
+        let InFlight { started_ms, provider: p, claims_key, jwt } = f;
         host.observe(Histogram::IntrospectionCallMs, now.saturating_sub(started_ms));
         let cfg = self.cfg.clone();
         let provider = &cfg.providers[p];

@@ -7,20 +7,26 @@
 //!   leader's result (in their shared cache) instead of calling too.
 //! - Requests on the same VM wait on the in-flight entry; other VMs see the marker and decide
 //!   their requests again on every tick.
-//! - When the call ends, `finish` clears both, and `remember` keeps the result (`R`: a value or
+//! - When the call ends, `take` clears the in-flight entry and, once the result is stored where
+//!   other VMs look for it, `release` clears the marker (never before: a waiter on another VM
+//!   would find neither and call again); `remember` keeps the result (`R`: a value or
 //!   the answer its requests get) on this VM for a moment, so its waiters get the same answer.
 //!   A result that cannot be cached is remembered for its waiters only: it never answers a new
 //!   request (finding F4 of the security review).
 //! - A waiter whose leader vanished (`abandon`, a stream reset) or passed its deadline leads a
 //!   new call. The in-flight map and the remembered results are bounded.
 
-use crate::host::Host;
+use crate::host::{Host, SetError};
 use std::collections::HashMap;
 
 pub type Key = [u8; 32];
 
 /// Remembered results kept per VM at most (the map is cleared when full: waiters then call).
 const RECENT_MAX: usize = 4096;
+
+/// The CAS token a marker key is made with: a write to a missing key ignores it, and one to a
+/// key that exists fails unless the key's token is this one (one in 2^32).
+const CREATE: u32 = u32::MAX;
 
 struct Recent<R> {
     result: R,
@@ -69,6 +75,11 @@ impl<M, R: Clone> SingleFlight<M, R> {
 
     fn marker_deadline(&self, key: &Key, now: u64, host: &dyn Host) -> Option<u64> {
         let (v, _) = host.shared_get(&self.marker_key(key))?;
+        Self::live(key, &v, now)
+    }
+
+    /// The marker for `key` when it is live: `Some(deadline)`.
+    fn live(key: &Key, v: &[u8], now: u64) -> Option<u64> {
         if v.len() != 24 || v[..16] != key[..16] {
             return None;
         }
@@ -78,10 +89,36 @@ impl<M, R: Clone> SingleFlight<M, R> {
         (deadline > now).then_some(deadline)
     }
 
-    fn set_marker(&self, key: &Key, deadline: u64, host: &dyn Host) {
+    fn marker(key: &Key, deadline: u64) -> Vec<u8> {
         let mut v = key[..16].to_vec();
         v.extend_from_slice(&deadline.to_be_bytes());
-        let _ = host.shared_set(&self.marker_key(key), &v, None);
+        v
+    }
+
+    /// Takes the marker for `key` unless another VM's call for it is live: compare-and-swap on
+    /// the marker's key, so of two VMs that both found it free, one leads and the other waits.
+    /// A missing marker key is first made (a write to a missing key ignores its CAS, so `CREATE`
+    /// only makes it, and a marker written meanwhile is kept), then taken by its CAS token.
+    fn take_marker(&self, key: &Key, deadline: u64, now: u64, host: &dyn Host) -> Result<(), u64> {
+        let at = self.marker_key(key);
+        for _ in 0..4 {
+            let Some((v, cas)) = host.shared_get(&at) else {
+                let _ = host.shared_set(&at, &[0u8; 24], Some(CREATE));
+                continue;
+            };
+            if let Some(theirs) = Self::live(key, &v, now) {
+                return Err(theirs);
+            }
+            match host.shared_set(&at, &Self::marker(key, deadline), Some(cas)) {
+                Err(SetError::CasMismatch) => continue,
+                // Shared data refused the write for another reason: lead without a marker
+                // (other VMs may call too, as they would with no shared data at all).
+                _ => return Ok(()),
+            }
+        }
+        // The marker's key changed four times in a row: other VMs are writing it; wait (as long
+        // as this call would have taken) for what they bring.
+        Err(deadline)
     }
 
     /// `resumed`: the request waited (for this call or for keys); only such requests are given
@@ -104,16 +141,35 @@ impl<M, R: Clone> SingleFlight<M, R> {
         self.inflight.contains_key(key)
     }
 
-    /// This VM leads the call for `key` until `deadline`.
-    pub fn lead(&mut self, key: Key, deadline: u64, meta: M, host: &dyn Host) {
+    /// This VM leads the call for `key` until `deadline`, unless another VM took the key's
+    /// marker since `check` found it free: then `Err` with that call's deadline (wait for it).
+    pub fn lead(&mut self, key: Key, deadline: u64, meta: M, now: u64, host: &dyn Host) -> Result<(), u64> {
+        self.take_marker(&key, deadline, now, host)?;
         self.inflight.insert(key, (deadline, meta));
-        self.set_marker(&key, deadline, host);
+        Ok(())
     }
 
-    /// The call for `key` ended: what `lead` was given, if it is still in flight here.
+    /// The call for `key` ended: what `lead` was given, if it is still in flight here. The
+    /// marker stays until `release`, after the result is where other VMs look for it.
+    pub fn take(&mut self, key: &Key) -> Option<M> {
+        self.inflight.remove(key).map(|(_, meta)| meta)
+    }
+
+    /// Clears the key's marker if it is still this key's (another key may share the slot since):
+    /// other VMs' waiters then look for the result, or lead.
+    pub fn release(&self, key: &Key, host: &dyn Host) {
+        let at = self.marker_key(key);
+        if let Some((v, cas)) = host.shared_get(&at) {
+            if v.len() == 24 && v[..16] == key[..16] {
+                let _ = host.shared_set(&at, &Self::marker(key, 0), Some(cas));
+            }
+        }
+    }
+
+    /// `take`, then `release`: for a call that ended with nothing for other VMs.
     pub fn finish(&mut self, key: &Key, host: &dyn Host) -> Option<M> {
-        let (_, meta) = self.inflight.remove(key)?;
-        self.set_marker(key, 0, host);
+        let meta = self.take(key)?;
+        self.release(key, host);
         Some(meta)
     }
 
@@ -144,7 +200,7 @@ mod tests {
         let vm2: SingleFlight<&str, u32> = SingleFlight::new("t", 16);
         let k = [7u8; 32];
         assert!(matches!(vm1.check(&k, 1000, false, &host), Flight::Free));
-        vm1.lead(k, 3000, "meta", &host);
+        assert_eq!(vm1.lead(k, 3000, "meta", 1000, &host), Ok(()));
         assert!(matches!(vm1.check(&k, 1000, false, &host), Flight::Waiting(3000)));
         assert!(matches!(vm2.check(&k, 1000, false, &host), Flight::Waiting(3000)), "the marker reaches other VMs");
         assert_eq!(vm1.finish(&k, &host), Some("meta"));
@@ -158,14 +214,50 @@ mod tests {
     }
 
     #[test]
+    fn of_two_vms_that_both_found_the_key_free_one_leads() {
+        let host = FakeHost::new(1000);
+        let mut vm1: SingleFlight<u8, u32> = SingleFlight::new("t", 16);
+        let mut vm2: SingleFlight<u8, u32> = SingleFlight::new("t", 16);
+        let k = [9u8; 32];
+        // Both look before either leads (two workers on the same first request).
+        assert!(matches!(vm1.check(&k, 1000, false, &host), Flight::Free));
+        assert!(matches!(vm2.check(&k, 1000, false, &host), Flight::Free));
+        assert_eq!(vm1.lead(k, 3000, 1, 1000, &host), Ok(()));
+        assert_eq!(vm2.lead(k, 3100, 2, 1000, &host), Err(3000), "the second waits for the first's call");
+        assert!(!vm2.leads(&k));
+        assert_eq!(vm1.finish(&k, &host), Some(1));
+        assert_eq!(vm2.lead(k, 3100, 2, 1001, &host), Ok(()), "once it ended, a new call may lead");
+        // Another key in the same slot: the marker is not this key's, so it is taken.
+        let mut other = k;
+        other[0] = 1;
+        assert_eq!(vm1.lead(other, 3200, 3, 1001, &host), Ok(()));
+        // The first key's end does not clear the other key's marker.
+        assert_eq!(vm2.finish(&k, &host), Some(2));
+        assert!(matches!(vm2.check(&other, 1002, false, &host), Flight::Waiting(3200)));
+    }
+
+    #[test]
+    fn a_made_marker_key_is_never_overwritten_by_its_making() {
+        // Two VMs both found the key missing: the second one's making must not wipe the
+        // first one's marker (a write with `CREATE` to a key that exists fails).
+        let host = FakeHost::new(1000);
+        let mut vm1: SingleFlight<(), ()> = SingleFlight::new("t", 1);
+        let k = [3u8; 32];
+        assert_eq!(vm1.lead(k, 3000, (), 1000, &host), Ok(()));
+        let at = vm1.marker_key(&k);
+        assert!(host.shared_set(&at, &[0u8; 24], Some(CREATE)).is_err());
+        assert!(matches!(vm1.marker_deadline(&k, 1000, &host), Some(3000)));
+    }
+
+    #[test]
     fn a_vanished_leader_frees_the_key() {
         let host = FakeHost::new(1000);
         let mut vm: SingleFlight<(), ()> = SingleFlight::new("t", 16);
         let k = [1u8; 32];
-        vm.lead(k, 3000, (), &host);
+        assert_eq!(vm.lead(k, 3000, (), 1000, &host), Ok(()));
         vm.abandon(&k, &host);
         assert!(matches!(vm.check(&k, 1000, false, &host), Flight::Free));
-        vm.lead(k, 3000, (), &host);
+        assert_eq!(vm.lead(k, 3000, (), 1000, &host), Ok(()));
         vm.tick(3000);
         assert!(matches!(vm.check(&k, 3000, false, &host), Flight::Free), "past its deadline");
         assert_eq!(vm.finish(&k, &host), None);

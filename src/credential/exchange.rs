@@ -107,11 +107,16 @@ impl Exchanger {
             log::warn!("[exchange_no_result] token exchange: a request's own exchange left no result; not calling the STS again");
             return deny(cfg, host, Deny::ExchangeUnavailable, "token exchange unavailable");
         }
-        // Lead this exchange.
-        host.count(Metric::ExchangeCacheMiss);
+        // Lead this exchange (unless another VM took it since `check`: then wait for it).
         let deadline = now + sts.timeout_ms + 500;
         let allowed_scopes = if spec.scopes.is_empty() { v.scopes.to_vec() } else { scopes.clone() };
-        self.flight.lead(key, deadline, InFlight { started_ms: now, route, allowed_scopes, subject_exp_ms: v.exp_ms }, host);
+        if let Err(theirs) = self.flight.lead(key, deadline, InFlight { started_ms: now, route, allowed_scopes, subject_exp_ms: v.exp_ms }, now, host) {
+            if !resumed {
+                host.count(Metric::ExchangeWait);
+            }
+            return Outcome::Wait(Pending { deadline_ms: theirs, kind: WaitKind::Exchange, ..p.clone() });
+        }
+        host.count(Metric::ExchangeCacheMiss);
         let req = sts::build_request(
             &sts.authority,
             &sts.path,
@@ -134,11 +139,17 @@ impl Exchanger {
     /// An STS call ended. Records the result for the key's waiters (cache, or the flight's
     /// remembered results), counts it.
     pub fn done(&mut self, cfg: &Config, auth: &mut Authenticator, key: &Key, result: CallResult, host: &dyn Host) {
-        let now = host.now_ms();
-        let Some(f) = self.flight.finish(key, host) else {
+        let Some(f) = self.flight.take(key) else {
             log::debug!("token exchange answer for an exchange no longer in flight");
             return;
         };
+        self.settle(cfg, auth, key, f, result, host);
+        // Only now, with the token in the shared cache, may other VMs' waiters stop waiting.
+        self.flight.release(key, host);
+    }
+
+    fn settle(&mut self, cfg: &Config, auth: &mut Authenticator, key: &Key, f: InFlight, result: CallResult, host: &dyn Host) {
+        let now = host.now_ms();
         host.observe(Histogram::ExchangeCallMs, now.saturating_sub(f.started_ms));
         let answer = match result {
             CallResult::Response { status, body, .. } if body.len() <= sts::MAX_RESPONSE_BYTES => sts::parse_response(status, body),

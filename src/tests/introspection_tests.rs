@@ -114,6 +114,26 @@ fn an_opaque_token_is_introspected_once_then_served_from_the_cache() {
     assert_eq!(host.counter(Metric::IntrospectionOk), 1, "still one call");
 }
 
+/// Two workers with the same first request: the second waits for the first's call (its marker
+/// in shared data) and takes the answer from the shared cache, without a call of its own.
+#[test]
+fn a_second_vm_waits_for_the_first_vms_call() {
+    let (host, mut f) = plain();
+    let mut other = Filter::new(f.cfg.clone());
+    other.init(&host);
+    let (c, leader) = call(ask(&mut f, &host, OPAQUE));
+    let waiter = match ask(&mut other, &host, OPAQUE) {
+        Outcome::Wait(p) => p,
+        o => panic!("the other VM must wait, got {o:?}"),
+    };
+    // Until the answer comes, the other VM keeps waiting.
+    assert!(other.resume(&waiter, &host).is_none());
+    json_answer(&mut f, &host, &c, "200", &active(), None);
+    assert_eq!(status(&f.resume(&leader, &host).unwrap()), 200);
+    assert_eq!(status(&other.resume(&waiter, &host).unwrap()), 200);
+    assert_eq!(host.counter(Metric::IntrospectionOk), 1, "one call for both VMs");
+}
+
 /// Extraction leaves a new token's characters to be checked after the caches (which hold only
 /// tokens that passed): one that is not an RFC 6750 b64token is still refused before it is
 /// sent anywhere, and counted as malformed, not as a cache miss.

@@ -108,9 +108,10 @@ impl Authenticator {
     }
 
     /// One keyed BLAKE3 of the token alone, with the claims cache's own key (`hash_key`): the
-    /// one-shot form, ≈ 450 V8 instructions under a hasher fed the prefix and the token apart.
+    /// one-shot form, 1 083 V8 instructions under a hasher fed the prefix and the token apart
+    /// (callgrind, one shared-data hit, bench/README 2026-12-07).
     fn cache_key(&self, token: &str) -> [u8; 32] {
-        blake3::keyed_hash(&self.cfg.hash_keys[0], token.as_bytes()).into()
+        blake3::keyed_hash(&self.cfg.hash_keys[CLAIMS_PURPOSE as usize], token.as_bytes()).into()
     }
 
 
@@ -390,6 +391,9 @@ impl Authenticator {
 
 /// Hashed into every cache key: bump it when an entry's layout changes.
 pub const ENTRY_VERSION: &[u8] = b"entry-v6";
+
+/// `hash_key`'s purpose for the claims cache (the credential caches' are `credential::Kind`).
+pub const CLAIMS_PURPOSE: u8 = 0;
 
 /// The key every shared-cache key of a token is hashed with, one per `purpose` (0 the claims
 /// cache, then `credential::Kind`), made once per configuration: BLAKE3 (every shared-data

@@ -25,6 +25,7 @@ pub use signing::Signing;
 pub use sources::Source;
 pub use sts::Sts;
 
+use crate::credential::Kind;
 use providers::jwks;
 use sha2::{Digest, Sha256};
 use tef_config_raw::RawConfig;
@@ -299,7 +300,7 @@ fn validate(raw: RawConfig, fingerprint: [u8; 32]) -> Result<Config, ConfigError
         stat_prefix,
         max_token_bytes,
         fingerprint,
-        hash_keys: [0u8, 1, 2, 3].map(|purpose| crate::authenticate::hash_key(&fingerprint, purpose)),
+        hash_keys: [crate::authenticate::CLAIMS_PURPOSE, Kind::Exchange as u8, Kind::Mint as u8, Kind::Embedded as u8].map(|purpose| crate::authenticate::hash_key(&fingerprint, purpose)),
         needs_route_name,
         needs_cluster,
         needed_headers,

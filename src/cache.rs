@@ -14,7 +14,7 @@
 //! length (u32 BE) ‖ payload. Anything else (another build's layout, corruption) reads as an
 //! empty bucket.
 
-use crate::host::{Host, SetError};
+use crate::host::{Host, SetError, CAS_CREATE};
 use crate::metrics::Metric;
 
 const MAGIC: &[u8; 4] = b"TEF2";
@@ -234,7 +234,9 @@ impl SlotCache {
             let mut buckets: Vec<_> = reads.iter().map(entries).collect();
             let (b, at, evicts) = place(&buckets, &hash[..16], self.ways, now_ms);
             let value = with_entry(buckets.swap_remove(b), at, new, self.ways, now_ms);
-            match host.shared_set(&keys[b], &value, reads[b].cas) {
+            // A bucket read as missing is made with `CAS_CREATE`: another worker's write to it
+            // since fails this one, which reads again.
+            match host.shared_set(&keys[b], &value, Some(reads[b].cas.unwrap_or(CAS_CREATE))) {
                 Err(SetError::CasMismatch) => continue,
                 Ok(()) if evicts => return host.count(self.evicted),
                 _ => return,
@@ -255,9 +257,9 @@ pub enum Claim {
 impl SlotCache {
     /// Records `hash` until `expiry_ms` unless a live entry for it exists: a replay check
     /// across workers. The write is a compare-and-swap on the bucket it read; a bucket that was
-    /// missing is read back for `tag` (unique to this caller), so of two workers recording the
-    /// same hash at once exactly one gets `New` (the host lets two writes to a missing key both
-    /// succeed; the read-back sees the later one). When both buckets are full of live entries,
+    /// missing is made with `CAS_CREATE` (so a worker that also read it missing, and writes
+    /// after this one, fails and reads again) and read back for `tag` (unique to this caller),
+    /// so of two workers recording the same hash at once exactly one gets `New`. When both buckets are full of live entries,
     /// the one that expires first is overwritten: size the cache for the live entries
     /// (`replay_cache_entries`).
     pub fn claim(&self, host: &dyn Host, hash: &[u8; 32], expiry_ms: u64, now_ms: u64, tag: u64) -> Claim {
@@ -272,14 +274,15 @@ impl SlotCache {
             }
             let (b, at, evicts) = place(&buckets, &hash[..16], self.ways, now_ms);
             let value = with_entry(buckets.swap_remove(b), at, new, self.ways, now_ms);
-            let written = host.shared_set(&keys[b], &value, reads[b].cas);
+            let written = host.shared_set(&keys[b], &value, Some(reads[b].cas.unwrap_or(CAS_CREATE)));
             if written.is_ok() && evicts {
                 host.count(self.evicted);
             }
             match written {
                 // A compare-and-swap on the version read: nobody wrote the bucket in between.
                 Ok(()) if reads[b].cas.is_some() => return Claim::New,
-                // A write to a missing key always succeeds, also a second one at once: read back.
+                // A bucket made by this write (`CAS_CREATE`): read back all the same, in case
+                // another worker's write to the missing key raced it.
                 Ok(()) => {
                     let back = Self::read(host, &keys[b..=b]);
                     match entries(&back[0]).iter().find(|e| e.hash == &hash[..16]) {
@@ -545,6 +548,68 @@ mod tests {
         let second = Second(&fake, Cell::new(false));
         assert_eq!(c.claim(&second, &h(8), 1_000, 0, 1), Claim::Seen, "the later write (tag 9) holds the bucket");
         assert_eq!(c.claim(&fake, &h(8), 1_000, 0, 2), Claim::Seen);
+    }
+
+    #[test]
+    fn a_claim_that_read_its_bucket_missing_never_overwrites_one_made_since() {
+        // Worker B read the bucket missing, then worker A recorded the same hash (and read it
+        // back as its own); B's write must not replace A's bucket: B finds it seen.
+        let fake = FakeHost::new(0);
+        let c = SlotCache::new("s", 1);
+        struct Stale<'a>(&'a FakeHost, Cell<bool>, &'a SlotCache);
+        impl Host for Stale<'_> {
+            fn now_ms(&self) -> u64 {
+                0
+            }
+            fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+                if !self.1.replace(true) {
+                    // B's read: missing. A records the hash right after it.
+                    let got = self.0.shared_get(key);
+                    assert_eq!(self.2.claim(self.0, &h(3), 1_000, 0, 1), Claim::New);
+                    return got;
+                }
+                self.0.shared_get(key)
+            }
+            fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+                self.0.shared_set(key, value, cas)
+            }
+            fn count(&self, m: Metric) {
+                self.0.count(m)
+            }
+            fn observe(&self, h: crate::metrics::Histogram, v: u64) {
+                self.0.observe(h, v)
+            }
+        }
+        let stale = Stale(&fake, Cell::new(false), &c);
+        assert_eq!(c.claim(&stale, &h(3), 1_000, 0, 2), Claim::Seen, "one New for two workers");
+        // A put that read the bucket missing keeps the entry made since, too.
+        let fake = FakeHost::new(0);
+        struct StalePut<'a>(&'a FakeHost, Cell<bool>, &'a SlotCache);
+        impl Host for StalePut<'_> {
+            fn now_ms(&self) -> u64 {
+                0
+            }
+            fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+                if !self.1.replace(true) {
+                    let got = self.0.shared_get(key);
+                    self.2.put(self.0, &h(4), 1_000, b"a", 0);
+                    return got;
+                }
+                self.0.shared_get(key)
+            }
+            fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+                self.0.shared_set(key, value, cas)
+            }
+            fn count(&self, m: Metric) {
+                self.0.count(m)
+            }
+            fn observe(&self, h: crate::metrics::Histogram, v: u64) {
+                self.0.observe(h, v)
+            }
+        }
+        let c = SlotCache::new("p", WAYS); // one bucket, room for both
+        c.put(&StalePut(&fake, Cell::new(false), &c), &h(5), 1_000, b"b", 0);
+        assert!(c.get(&fake, &h(4), 0).is_some() && c.get(&fake, &h(5), 0).is_some());
     }
 
     #[test]

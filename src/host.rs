@@ -11,6 +11,12 @@ pub enum SetError {
     Other,
 }
 
+/// The CAS token to write a key read as missing with: a write to a missing key ignores its CAS
+/// token, while one to a key that exists fails unless the key's token is this one (one chance
+/// in 2^32). So it makes the key, or fails if another worker made it since it was read, instead
+/// of overwriting what that worker wrote (`None` would).
+pub const CAS_CREATE: u32 = u32::MAX;
+
 pub trait Host {
     /// Wall-clock milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;

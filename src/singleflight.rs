@@ -16,17 +16,13 @@
 //! - A waiter whose leader vanished (`abandon`, a stream reset) or passed its deadline leads a
 //!   new call. The in-flight map and the remembered results are bounded.
 
-use crate::host::{Host, SetError};
+use crate::host::{Host, SetError, CAS_CREATE as CREATE};
 use std::collections::HashMap;
 
 pub type Key = [u8; 32];
 
 /// Remembered results kept per VM at most (the map is cleared when full: waiters then call).
 const RECENT_MAX: usize = 4096;
-
-/// The CAS token a marker key is made with: a write to a missing key ignores it, and one to a
-/// key that exists fails unless the key's token is this one (one in 2^32).
-const CREATE: u32 = u32::MAX;
 
 struct Recent<R> {
     result: R,

@@ -7,8 +7,10 @@ import hashlib
 import http.client
 import json
 import ssl
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -120,6 +122,30 @@ ATTACKS = [
     ("typ JWT", lambda c, o, t, u: [("dpop", c.proof("GET", u, t, header={"typ": "JWT"}))], "dpop_type"),
     ("no proof", lambda c, o, t, u: [], "dpop_missing"),
 ]
+
+
+def test_one_proof_sent_at_once_on_many_connections_passes_once(dpop_stack):
+    """Each proof sent 8 times at the same moment (Envoy spreads the connections over its two
+    workers, which record what they saw in shared data by compare-and-swap): one passes."""
+    idp, _, envoy = dpop_stack
+    c = DpopClient()
+    tok = bound(idp, c.jkt)
+    before = envoy.stats()
+    barrier = threading.Barrier(8)
+
+    def one(proof):
+        barrier.wait()
+        return envoy.get("/orders/1", [("authorization", f"DPoP {tok}"), ("dpop", proof)]).status
+
+    rounds = 12
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(rounds):
+            proof = c.proof("GET", url(envoy, "/orders/1"), tok)
+            statuses = sorted(pool.map(one, [proof] * 8))
+            assert statuses == [200] + [401] * 7, statuses
+    s = envoy.stats()
+    assert s.get("dpop_ok", 0) - before.get("dpop_ok", 0) == rounds
+    assert s.get("denied.dpop_replay", 0) - before.get("denied.dpop_replay", 0) == 7 * rounds
 
 
 @pytest.mark.parametrize("case", ATTACKS, ids=[a[0] for a in ATTACKS])

@@ -209,7 +209,8 @@ impl Keystore {
         for i in 0..self.providers.len() {
             if let Some(r) = &self.providers[i].remote {
                 if host.shared_get(&r.lease_key).is_none() {
-                    let _ = host.shared_set(&r.lease_key, b"0", None);
+                    // `CAS_CREATE`: never resets a lease another worker made and took since.
+                    let _ = host.shared_set(&r.lease_key, b"0", Some(crate::host::CAS_CREATE));
                 }
             }
             self.sync(i, host);
@@ -347,7 +348,7 @@ impl Keystore {
                 continue;
             }
             let until = now + r.src.timeout_ms + 1000;
-            if host.shared_set(&r.lease_key, until.to_string().as_bytes(), cas).is_err() {
+            if host.shared_set(&r.lease_key, until.to_string().as_bytes(), Some(cas.unwrap_or(crate::host::CAS_CREATE))).is_err() {
                 continue; // another VM won this round
             }
             r.inflight_until = until;

@@ -82,7 +82,8 @@ impl Sender {
                 for i in 0..4u8 {
                     secret.extend_from_slice(&self.seed.hash_one((i, self.counter)).to_be_bytes());
                 }
-                let _ = host.shared_set(&key, &secret, None);
+                // `CAS_CREATE`: of two workers that both found it missing, the first one's stays.
+                let _ = host.shared_set(&key, &secret, Some(crate::host::CAS_CREATE));
             }
         }
     }

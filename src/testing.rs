@@ -18,6 +18,9 @@ pub struct FakeHost {
     pub clock_reads: Cell<u64>,
     /// `now_bound_ms` answers now plus this (`None`: no bound, as before any reading).
     pub bound_ahead_ms: Cell<Option<u64>>,
+    /// Reads of keys containing this text find nothing: the view of a worker that read them
+    /// before another worker wrote them.
+    pub stale: RefCell<Option<String>>,
 }
 
 impl FakeHost {
@@ -54,6 +57,9 @@ impl Host for FakeHost {
     }
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         self.reads.set(self.reads.get() + 1);
+        if self.stale.borrow().as_deref().is_some_and(|s| key.contains(s)) {
+            return None;
+        }
         self.shared.borrow().get(key).cloned()
     }
     fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {

@@ -281,6 +281,20 @@ fn eddsa_proofs_and_the_key_table_choice() {
     }
 }
 
+/// Two workers configured at once both find the nonce secret missing: the second one's write
+/// fails, so the nonces the first one issued stay valid.
+#[test]
+fn the_nonce_secret_is_made_once() {
+    let idp = EsKey::new("idp");
+    let (host, f) = filter_at(&config(&idp, json!({"dpop": {"nonce": {"lifetime_seconds": 60}}})), NOW);
+    let before = host.shared_values();
+    *host.stale.borrow_mut() = Some("dpop-nonce-secret".into());
+    let mut f2 = crate::flow::Filter::new(f.cfg.clone());
+    f2.init(&host);
+    *host.stale.borrow_mut() = None;
+    assert_eq!(host.shared_values(), before);
+}
+
 #[test]
 fn server_nonces() {
     let idp = EsKey::new("idp");

@@ -519,6 +519,23 @@ fn keys_fetched_by_another_vm_are_used_without_waiting() {
     allowed(&b.on_request(&req("/x"), &bearer(&remote.token(&claims(ISS, "api", "a", NOW))), &host));
 }
 
+/// A worker configured late, which read the fetch lease missing before another worker made and
+/// took it, does not reset that lease: one fetch for both.
+#[test]
+fn a_late_vm_never_resets_a_taken_lease() {
+    let host = FakeHost::new(NOW);
+    let local = EsKey::new("l1");
+    let cfg = config(&local, |_| {});
+    let mut a = Filter::new(cfg.clone());
+    let mut b = Filter::new(cfg);
+    a.init(&host);
+    assert_eq!(a.tick(&host).len(), 1, "a takes the lease and fetches");
+    *host.stale.borrow_mut() = Some("/lease".into());
+    b.init(&host);
+    *host.stale.borrow_mut() = None;
+    assert!(b.tick(&host).is_empty(), "the lease a took still holds");
+}
+
 /// A refresh that brings the same JWKS body keeps the keys already prepared (an ES256 key's table
 /// costs milliseconds per VM); a changed body replaces them, on every VM.
 #[test]

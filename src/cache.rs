@@ -556,19 +556,19 @@ mod tests {
         // back as its own); B's write must not replace A's bucket: B finds it seen.
         let fake = FakeHost::new(0);
         let c = SlotCache::new("s", 1);
-        struct Stale<'a>(&'a FakeHost, Cell<bool>, &'a SlotCache);
-        impl Host for Stale<'_> {
+        // A worker's view of shared data whose first read comes just before another worker's
+        // write (`then`, run right after that read).
+        struct AfterFirstRead<'a, F: Fn()>(&'a FakeHost, Cell<bool>, F);
+        impl<F: Fn()> Host for AfterFirstRead<'_, F> {
             fn now_ms(&self) -> u64 {
                 0
             }
             fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+                let got = self.0.shared_get(key);
                 if !self.1.replace(true) {
-                    // B's read: missing. A records the hash right after it.
-                    let got = self.0.shared_get(key);
-                    assert_eq!(self.2.claim(self.0, &h(3), 1_000, 0, 1), Claim::New);
-                    return got;
+                    (self.2)();
                 }
-                self.0.shared_get(key)
+                got
             }
             fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
                 self.0.shared_set(key, value, cas)
@@ -580,35 +580,13 @@ mod tests {
                 self.0.observe(h, v)
             }
         }
-        let stale = Stale(&fake, Cell::new(false), &c);
+        // B's read: missing. A records the hash right after it.
+        let stale = AfterFirstRead(&fake, Cell::new(false), || assert_eq!(c.claim(&fake, &h(3), 1_000, 0, 1), Claim::New));
         assert_eq!(c.claim(&stale, &h(3), 1_000, 0, 2), Claim::Seen, "one New for two workers");
         // A put that read the bucket missing keeps the entry made since, too.
         let fake = FakeHost::new(0);
-        struct StalePut<'a>(&'a FakeHost, Cell<bool>, &'a SlotCache);
-        impl Host for StalePut<'_> {
-            fn now_ms(&self) -> u64 {
-                0
-            }
-            fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-                if !self.1.replace(true) {
-                    let got = self.0.shared_get(key);
-                    self.2.put(self.0, &h(4), 1_000, b"a", 0);
-                    return got;
-                }
-                self.0.shared_get(key)
-            }
-            fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
-                self.0.shared_set(key, value, cas)
-            }
-            fn count(&self, m: Metric) {
-                self.0.count(m)
-            }
-            fn observe(&self, h: crate::metrics::Histogram, v: u64) {
-                self.0.observe(h, v)
-            }
-        }
         let c = SlotCache::new("p", WAYS); // one bucket, room for both
-        c.put(&StalePut(&fake, Cell::new(false), &c), &h(5), 1_000, b"b", 0);
+        c.put(&AfterFirstRead(&fake, Cell::new(false), || c.put(&fake, &h(4), 1_000, b"a", 0)), &h(5), 1_000, b"b", 0);
         assert!(c.get(&fake, &h(4), 0).is_some() && c.get(&fake, &h(5), 0).is_some());
     }
 

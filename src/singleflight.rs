@@ -76,13 +76,18 @@ impl<M, R: Clone> SingleFlight<M, R> {
 
     /// The marker for `key` when it is live: `Some(deadline)`.
     fn live(key: &Key, v: &[u8], now: u64) -> Option<u64> {
-        if v.len() != 24 || v[..16] != key[..16] {
+        if !Self::is_for(key, v) {
             return None;
         }
         let mut d = [0u8; 8];
         d.copy_from_slice(&v[16..24]);
         let deadline = u64::from_be_bytes(d);
         (deadline > now).then_some(deadline)
+    }
+
+    /// Whether marker value `v` is `key`'s (live or ended).
+    fn is_for(key: &Key, v: &[u8]) -> bool {
+        v.len() == 24 && v[..16] == key[..16]
     }
 
     fn marker(key: &Key, deadline: u64) -> Vec<u8> {
@@ -93,18 +98,18 @@ impl<M, R: Clone> SingleFlight<M, R> {
 
     /// Takes the marker for `key` unless another VM's call for it is live: compare-and-swap on
     /// the marker's key, so of two VMs that both found it free, one leads and the other waits.
-    /// A missing marker key is first made (a write to a missing key ignores its CAS, so `CREATE`
-    /// only makes it, and a marker written meanwhile is kept), then taken by its CAS token.
+    /// A marker key read as missing is written with `CAS_CREATE`: it fails if another VM made
+    /// the key since, as a stale CAS token does.
     fn take_marker(&self, key: &Key, deadline: u64, now: u64, host: &dyn Host) -> Result<(), u64> {
         let at = self.marker_key(key);
         for _ in 0..4 {
-            let Some((v, cas)) = host.shared_get(&at) else {
-                let _ = host.shared_set(&at, &[0u8; 24], Some(CREATE));
-                continue;
+            let cas = match host.shared_get(&at) {
+                Some((v, cas)) => match Self::live(key, &v, now) {
+                    Some(theirs) => return Err(theirs),
+                    None => cas,
+                },
+                None => CREATE,
             };
-            if let Some(theirs) = Self::live(key, &v, now) {
-                return Err(theirs);
-            }
             match host.shared_set(&at, &Self::marker(key, deadline), Some(cas)) {
                 Err(SetError::CasMismatch) => continue,
                 // Shared data refused the write for another reason: lead without a marker
@@ -156,7 +161,7 @@ impl<M, R: Clone> SingleFlight<M, R> {
     pub fn release(&self, key: &Key, host: &dyn Host) {
         let at = self.marker_key(key);
         if let Some((v, cas)) = host.shared_get(&at) {
-            if v.len() == 24 && v[..16] == key[..16] {
+            if Self::is_for(key, &v) {
                 let _ = host.shared_set(&at, &Self::marker(key, 0), Some(cas));
             }
         }

@@ -77,13 +77,16 @@ impl Sender {
     pub fn init(&mut self, cfg: &Config, host: &dyn Host) {
         if cfg.providers.iter().any(|p| p.dpop.as_ref().is_some_and(|d| d.nonce_lifetime_ms.is_some())) {
             let key = nonce_secret_key(cfg);
-            if host.shared_get(&key).is_none_or(|(v, _)| v.len() != 32) {
+            let found = host.shared_get(&key);
+            if found.as_ref().is_none_or(|(v, _)| v.len() != 32) {
                 let mut secret = Vec::with_capacity(32);
                 for i in 0..4u8 {
                     secret.extend_from_slice(&self.seed.hash_one((i, self.counter)).to_be_bytes());
                 }
-                // `CAS_CREATE`: of two workers that both found it missing, the first one's stays.
-                let _ = host.shared_set(&key, &secret, Some(crate::host::CAS_CREATE));
+                // Over the unusable value read, by its CAS token; where missing, `CAS_CREATE`:
+                // of two workers that both found it so, the first one's secret stays.
+                let cas = found.map_or(crate::host::CAS_CREATE, |(_, cas)| cas);
+                let _ = host.shared_set(&key, &secret, Some(cas));
             }
         }
     }

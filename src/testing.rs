@@ -35,6 +35,10 @@ impl FakeHost {
     pub fn shared_bytes(&self) -> usize {
         self.shared.borrow().iter().map(|(k, (v, _))| k.len() + v.len()).sum()
     }
+    /// Every shared-data key, in order.
+    pub fn shared_keys(&self) -> Vec<String> {
+        self.shared.borrow().keys().cloned().collect()
+    }
     /// Every shared-data value, in key order.
     pub fn shared_values(&self) -> Vec<Vec<u8>> {
         self.shared.borrow().values().map(|(v, _)| v.clone()).collect()

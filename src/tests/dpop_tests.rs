@@ -2,6 +2,7 @@
 //! certificate binding (RFC 8705), through the whole request flow.
 
 use super::support::{claims, filter_at, EdKey, EsKey};
+use crate::host::Host;
 use crate::dpop::{self, normalize_htu, ProofKeys};
 use crate::flow::Outcome;
 use crate::jose::{b64, jwk};
@@ -293,6 +294,12 @@ fn the_nonce_secret_is_made_once() {
     f2.init(&host);
     *host.stale.borrow_mut() = None;
     assert_eq!(host.shared_values(), before);
+    // An unusable value there (not 32 bytes) is replaced.
+    let key = host.shared_keys().into_iter().find(|k| k.contains("dpop-nonce-secret")).unwrap();
+    host.shared_set(&key, b"short", None).unwrap();
+    let mut f3 = crate::flow::Filter::new(f.cfg.clone());
+    f3.init(&host);
+    assert_eq!(host.shared_get(&key).unwrap().0.len(), 32);
 }
 
 #[test]

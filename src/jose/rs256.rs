@@ -4,8 +4,9 @@
 //! Why not the `rsa` crate's verify: inside Envoy's V8, `num-bigint-dig` on 64-bit limbs pays for
 //! emulated 64×64→128 multiplications (wasm has none), and every call recomputes what depends only
 //! on the key. Here a key is prepared once when it is loaded (`-n⁻¹ mod 2³²`, `R² mod n`); a
-//! verification is then `e`'s square-and-multiply in Montgomery form, each step one fused
-//! multiply-reduce over u32 limbs with u64 products, which V8 compiles to native multiplies.
+//! verification is then `e`'s square-and-multiply in Montgomery form, each step a product (a
+//! squaring makes each cross product once) and a Montgomery reduction over u32 limbs with u64
+//! products, which V8 compiles to native multiplies; the last step leaves Montgomery form.
 //! Everything here is public (key, signature, message): no constant-time requirement.
 //! The `rsa` crate still parses and checks the key (size, exponent); this module only verifies.
 
@@ -71,44 +72,101 @@ impl Rs256Key {
         self.size
     }
 
-    /// `out = a·b·R⁻¹ mod n`, fully reduced (inputs below n). `t` is scratch of limbs+2.
+    /// `out = a·b·R⁻¹ mod n`, fully reduced (inputs below n): the product, then `redc`. `t` is
+    /// scratch of 2·limbs+1.
     fn mont_mul(&self, a: &[u32], b: &[u32], t: &mut [u32], out: &mut [u32]) {
         let k = self.n.len();
-        let n = &self.n[..k];
         let a = &a[..k];
-        let t = &mut t[..k + 2];
+        let t = &mut t[..2 * k + 1];
         t.fill(0);
-        for &bi in &b[..k] {
+        // Row i's last carry lands on a limb no row wrote yet.
+        for (i, &bi) in b[..k].iter().enumerate() {
             let bi = u64::from(bi);
-            // m makes t + a·bi + m·n divisible by 2³².
-            let m = u64::from((t[0].wrapping_add((a[0] as u64 * bi) as u32)).wrapping_mul(self.n0inv));
-            let s = u64::from(t[0]) + u64::from(a[0]) * bi;
-            let mut c1 = s >> 32;
-            let s2 = (s & 0xffff_ffff) + m * u64::from(n[0]);
-            let mut c2 = s2 >> 32;
-            for j in 1..k {
-                let s = u64::from(t[j]) + u64::from(a[j]) * bi + c1;
-                c1 = s >> 32;
-                let s2 = (s & 0xffff_ffff) + m * u64::from(n[j]) + c2;
-                c2 = s2 >> 32;
-                t[j - 1] = s2 as u32;
+            let mut c = 0u64;
+            for (tj, &aj) in t[i..i + k].iter_mut().zip(a) {
+                let s = u64::from(*tj) + u64::from(aj) * bi + c;
+                *tj = s as u32;
+                c = s >> 32;
             }
-            let s = u64::from(t[k]) + c1 + c2;
-            t[k - 1] = s as u32;
-            t[k] = t[k + 1] + (s >> 32) as u32;
-            t[k + 1] = 0;
+            t[i + k] = c as u32;
         }
-        // t < 2n: one conditional subtraction.
-        let ge = t[k] != 0 || !less_than(&t[..k], n);
-        if ge {
+        self.redc(t, out);
+    }
+
+    /// `out = a²·R⁻¹ mod n`, fully reduced (a below n): the square's k(k−1)/2 cross products once,
+    /// doubled, plus its k squares, then `redc`: 1.5·k² multiplications where `mont_mul`
+    /// makes 2·k² (all but one or two of a verification's steps are squarings: 16 of 18 for
+    /// e = 65537). `t` is scratch of 2·limbs+1.
+    fn mont_sqr(&self, a: &[u32], t: &mut [u32], out: &mut [u32]) {
+        let k = self.n.len();
+        let a = &a[..k];
+        let t = &mut t[..2 * k + 1];
+        t.fill(0);
+        // The cross products a[i]·a[j], i < j (row i's last carry lands on a limb no row wrote yet).
+        for i in 0..k {
+            let ai = u64::from(a[i]);
+            let mut c = 0u64;
+            for (tj, &aj) in t[2 * i + 1..i + k].iter_mut().zip(&a[i + 1..]) {
+                let s = u64::from(*tj) + ai * u64::from(aj) + c;
+                *tj = s as u32;
+                c = s >> 32;
+            }
+            t[i + k] = c as u32;
+        }
+        // Doubled (their sum is below 2^(64k−1)), plus the squares a[i]² at limb 2i: a² < R².
+        let mut hi = 0u32;
+        for x in t[..2 * k].iter_mut() {
+            let v = *x;
+            *x = (v << 1) | hi;
+            hi = v >> 31;
+        }
+        let mut c = 0u64;
+        for (i, &ai) in a.iter().enumerate() {
+            let sq = u64::from(ai) * u64::from(ai);
+            let s = u64::from(t[2 * i]) + (sq & 0xffff_ffff) + c;
+            t[2 * i] = s as u32;
+            let s = u64::from(t[2 * i + 1]) + (sq >> 32) + (s >> 32);
+            t[2 * i + 1] = s as u32;
+            c = s >> 32;
+        }
+        self.redc(t, out);
+    }
+
+    /// `out = x·R⁻¹ mod n` for the 2·limbs+1 limbs `t` holding x < n·R (a product of two
+    /// numbers below n), fully reduced; `t` is overwritten. A limb at a time: adding
+    /// m·n·2^(32i) clears limb i; `top` is the carry out of limb i+k, added where the next row
+    /// ends.
+    fn redc(&self, t: &mut [u32], out: &mut [u32]) {
+        let k = self.n.len();
+        let n = &self.n[..k];
+        let mut top = 0u64;
+        for i in 0..k {
+            let m = u64::from(t[i].wrapping_mul(self.n0inv));
+            let mut c = 0u64;
+            for (tj, &nj) in t[i..i + k].iter_mut().zip(n) {
+                let s = u64::from(*tj) + m * u64::from(nj) + c;
+                *tj = s as u32;
+                c = s >> 32;
+            }
+            let s = u64::from(t[i + k]) + c + top;
+            t[i + k] = s as u32;
+            top = s >> 32;
+        }
+        // (x + m·n)/R < 2n: one conditional subtraction.
+        Self::reduce_once(&t[k..2 * k], top != 0, n, out);
+    }
+
+    /// `out = x mod n` for `x` = `low` + `carry`·R below 2n.
+    fn reduce_once(low: &[u32], carry: bool, n: &[u32], out: &mut [u32]) {
+        if carry || !less_than(low, n) {
             let mut borrow = 0i64;
-            for j in 0..k {
-                let d = i64::from(t[j]) - i64::from(n[j]) + borrow;
-                out[j] = d as u32;
+            for (j, o) in out[..n.len()].iter_mut().enumerate() {
+                let d = i64::from(low[j]) - i64::from(n[j]) + borrow;
+                *o = d as u32;
                 borrow = d >> 32;
             }
         } else {
-            out[..k].copy_from_slice(&t[..k]);
+            out[..n.len()].copy_from_slice(low);
         }
     }
 
@@ -126,27 +184,33 @@ impl Rs256Key {
         if !less_than(&s, &self.n) {
             return None;
         }
-        let mut t = vec![0u32; k + 2];
+        let mut t = vec![0u32; 2 * k + 1];
         let mut base = vec![0u32; k];
         self.mont_mul(&s, &self.rr, &mut t, &mut base); // s·R
         let mut acc = base.clone();
         let mut tmp = vec![0u32; k];
         let top = 63 - self.e.leading_zeros();
         for bit in (0..top).rev() {
-            self.mont_mul(&acc, &acc, &mut t, &mut tmp);
+            self.mont_sqr(&acc, &mut t, &mut tmp);
             std::mem::swap(&mut acc, &mut tmp);
             if (self.e >> bit) & 1 == 1 {
-                self.mont_mul(&acc, &base, &mut t, &mut tmp);
+                // The last step (an odd `e`, every RSA key's) multiplies by `s` itself rather than
+                // `s·R`: s^(e−1)·R · s · R⁻¹ = s^e, out of Montgomery form with no step of its own.
+                let by = if bit == 0 { &s } else { &base };
+                self.mont_mul(&acc, by, &mut t, &mut tmp);
                 std::mem::swap(&mut acc, &mut tmp);
             }
         }
-        // Out of Montgomery form: multiply by 1.
-        let mut one = vec![0u32; k];
-        one[0] = 1;
-        self.mont_mul(&acc, &one, &mut t, &mut tmp);
+        if self.e & 1 == 0 {
+            // Out of Montgomery form: multiply by 1.
+            let mut one = vec![0u32; k];
+            one[0] = 1;
+            self.mont_mul(&acc, &one, &mut t, &mut tmp);
+            std::mem::swap(&mut acc, &mut tmp);
+        }
         let mut out = vec![0u8; self.size];
         for (i, b) in out.iter_mut().rev().enumerate() {
-            *b = (tmp[i / 4] >> (8 * (i % 4))) as u8;
+            *b = (acc[i / 4] >> (8 * (i % 4))) as u8;
         }
         Some(out)
     }
@@ -234,6 +298,34 @@ mod tests {
                 assert!(k.public_op(&nb).is_none(), "s = n must be refused");
                 assert!(k.public_op(&vec![0xff; size]).is_none(), "s > n must be refused");
             }
+        }
+    }
+
+    /// An even exponent (no RSA key has one: `rsa` refuses them) still leaves Montgomery form,
+    /// by its own step; and a squaring is the product of a number with itself.
+    #[test]
+    fn even_exponents_and_squares() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for &size in &[256usize, 259] {
+            let mut nb = rng.bytes(size);
+            nb[0] |= 0x80;
+            nb[size - 1] |= 1;
+            let n = BigUint::from_bytes_be(&nb);
+            let key = rsa::RsaPublicKey::new_with_max_size(n.clone(), BigUint::from(65537u32), 8192).unwrap();
+            let mut k = Rs256Key::new(&key).unwrap();
+            let limbs = k.n.len();
+            let mut s = rng.bytes(size);
+            s[0] &= 0x7f;
+            for e in [2u64, 4, 65536, 6] {
+                k.e = e;
+                let want = BigUint::from_bytes_be(&s).modpow(&BigUint::from(e), &n);
+                assert_eq!(BigUint::from_bytes_be(&k.public_op(&s).unwrap()), want, "size {size} e {e}");
+            }
+            let a = to_limbs(&(&n - 2u8), limbs);
+            let (mut t, mut sq, mut mul) = (vec![0u32; 2 * limbs + 1], vec![0u32; limbs], vec![0u32; limbs]);
+            k.mont_sqr(&a, &mut t, &mut sq);
+            k.mont_mul(&a, &a, &mut t, &mut mul);
+            assert_eq!(sq, mul, "size {size}: (n−2)² as a square and as a product");
         }
     }
 }

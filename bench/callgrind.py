@@ -16,7 +16,8 @@ map in one read), the filter's probes (bench/probe.sh builds them: entry, header
 built, and the filter with and without `strip_underscore_spellings`, and with routes matched by
 path and method (`tef_hot_routes`: more of the request read than `authorization`); a minted and
 an exchanged token served from the cache (`tef_mint_hot`, `tef_exchange_hot`, the latter with
-the test STS)."""
+the test STS); a cold token per algorithm, the cache off (`tef_cold_RS256`, `_ES256`, `_EdDSA`;
+with --baseline, `base_cold_<alg>`)."""
 import glob
 import http.client
 import json
@@ -192,6 +193,14 @@ def main():
         if "--baseline" in sys.argv:
             setups["base_hot_shared"] = tef(base, B.tef_conf(jwks, local_entries=0))
             setups["base_population"] = (tef(base, pop_conf), pop)
+        # A cold token per algorithm (the cache off: every request verifies its token; 16 tokens
+        # round-robin), with --baseline the other build's: what a verification costs.
+        for alg in ("RS256", "ES256", "EdDSA"):
+            if only_wants((f"tef_cold_{alg}", f"base_cold_{alg}")):
+                cold = [jwt_tool.encode(idp.key(alg), jwt_tool.claims(B.ISS, B.AUD, ttl=3600, sub=f"c{i}")) for i in range(16)]
+                setups[f"tef_cold_{alg}"] = (tef(B.TEF_WASM, B.tef_conf(jwks, cache=False)), cold)
+                if "--baseline" in sys.argv:
+                    setups[f"base_cold_{alg}"] = (tef(base, B.tef_conf(jwks, cache=False)), cold)
         # The certificate binding (issue 15) on the hot token, next to the same token over the same
         # TLS listener without it: what checking each request's client certificate adds.
         (OUT / "pki").mkdir(parents=True, exist_ok=True)

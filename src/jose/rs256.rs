@@ -4,9 +4,10 @@
 //! Why not the `rsa` crate's verify: inside Envoy's V8, `num-bigint-dig` on 64-bit limbs pays for
 //! emulated 64×64→128 multiplications (wasm has none), and every call recomputes what depends only
 //! on the key. Here a key is prepared once when it is loaded (`-n⁻¹ mod 2³²`, `R² mod n`); a
-//! verification is then `e`'s square-and-multiply in Montgomery form, each step a product (a
-//! squaring makes each cross product once) and a Montgomery reduction over u32 limbs with u64
-//! products, which V8 compiles to native multiplies; the last step leaves Montgomery form.
+//! verification is then `e`'s square-and-multiply in Montgomery form over u32 limbs with u64
+//! products, which V8 compiles to native multiplies: a multiplication one fused multiply-reduce
+//! pass, a squaring each cross product once and then the reduction; the last step leaves
+//! Montgomery form.
 //! Everything here is public (key, signature, message): no constant-time requirement.
 //! The `rsa` crate still parses and checks the key (size, exponent); this module only verifies.
 
@@ -72,75 +73,85 @@ impl Rs256Key {
         self.size
     }
 
-    /// `out = a·b·R⁻¹ mod n`, fully reduced (inputs below n): the product, then `redc`. `t` is
-    /// scratch of 2·limbs+1.
+    /// `out = a·b·R⁻¹ mod n`, fully reduced (inputs below n). `t` is scratch of limbs+2.
     fn mont_mul(&self, a: &[u32], b: &[u32], t: &mut [u32], out: &mut [u32]) {
         let k = self.n.len();
+        let n = &self.n[..k];
         let a = &a[..k];
-        let t = &mut t[..2 * k + 1];
+        let t = &mut t[..k + 2];
         t.fill(0);
-        // Row i's last carry lands on a limb no row wrote yet.
-        for (i, &bi) in b[..k].iter().enumerate() {
+        for &bi in &b[..k] {
             let bi = u64::from(bi);
-            let mut c = 0u64;
-            for (tj, &aj) in t[i..i + k].iter_mut().zip(a) {
-                let s = u64::from(*tj) + u64::from(aj) * bi + c;
-                *tj = s as u32;
-                c = s >> 32;
+            // m makes t + a·bi + m·n divisible by 2³².
+            let m = u64::from((t[0].wrapping_add((a[0] as u64 * bi) as u32)).wrapping_mul(self.n0inv));
+            let s = u64::from(t[0]) + u64::from(a[0]) * bi;
+            let mut c1 = s >> 32;
+            let s2 = (s & 0xffff_ffff) + m * u64::from(n[0]);
+            let mut c2 = s2 >> 32;
+            for j in 1..k {
+                let s = u64::from(t[j]) + u64::from(a[j]) * bi + c1;
+                c1 = s >> 32;
+                let s2 = (s & 0xffff_ffff) + m * u64::from(n[j]) + c2;
+                c2 = s2 >> 32;
+                t[j - 1] = s2 as u32;
             }
-            t[i + k] = c as u32;
+            let s = u64::from(t[k]) + c1 + c2;
+            t[k - 1] = s as u32;
+            t[k] = t[k + 1] + (s >> 32) as u32;
+            t[k + 1] = 0;
         }
-        self.redc(t, out);
+        // t < 2n: one conditional subtraction.
+        Self::reduce_once(&t[..k], t[k] != 0, n, out);
     }
 
-    /// `out = a²·R⁻¹ mod n`, fully reduced (a below n): the square's k(k−1)/2 cross products once,
-    /// doubled, plus its k squares, then `redc`: 1.5·k² multiplications where `mont_mul`
-    /// makes 2·k² (all but one or two of a verification's steps are squarings: 16 of 18 for
-    /// e = 65537). `t` is scratch of 2·limbs+1.
+    /// `out = a²·R⁻¹ mod n`, fully reduced (a below n): `square`, then `redc`. 1.5·k²
+    /// multiplications where `mont_mul` makes 2·k² (all but one or two of a verification's steps
+    /// are squarings: 16 of 18 for e = 65537), and each pass over `t` makes two rows' (V8 then
+    /// loads and stores each limb half as often). `t` is scratch of 2·limbs+1.
     fn mont_sqr(&self, a: &[u32], t: &mut [u32], out: &mut [u32]) {
         let k = self.n.len();
-        let a = &a[..k];
         let t = &mut t[..2 * k + 1];
-        t.fill(0);
-        // The cross products a[i]·a[j], i < j (row i's last carry lands on a limb no row wrote yet).
-        for i in 0..k {
-            let ai = u64::from(a[i]);
-            let mut c = 0u64;
-            for (tj, &aj) in t[2 * i + 1..i + k].iter_mut().zip(&a[i + 1..]) {
-                let s = u64::from(*tj) + ai * u64::from(aj) + c;
-                *tj = s as u32;
-                c = s >> 32;
-            }
-            t[i + k] = c as u32;
-        }
-        // Doubled (their sum is below 2^(64k−1)), plus the squares a[i]² at limb 2i: a² < R².
-        let mut hi = 0u32;
-        for x in t[..2 * k].iter_mut() {
-            let v = *x;
-            *x = (v << 1) | hi;
-            hi = v >> 31;
-        }
-        let mut c = 0u64;
-        for (i, &ai) in a.iter().enumerate() {
-            let sq = u64::from(ai) * u64::from(ai);
-            let s = u64::from(t[2 * i]) + (sq & 0xffff_ffff) + c;
-            t[2 * i] = s as u32;
-            let s = u64::from(t[2 * i + 1]) + (sq >> 32) + (s >> 32);
-            t[2 * i + 1] = s as u32;
-            c = s >> 32;
-        }
+        square(&a[..k], t);
         self.redc(t, out);
     }
 
-    /// `out = x·R⁻¹ mod n` for the 2·limbs+1 limbs `t` holding x < n·R (a product of two
-    /// numbers below n), fully reduced; `t` is overwritten. A limb at a time: adding
-    /// m·n·2^(32i) clears limb i; `top` is the carry out of limb i+k, added where the next row
-    /// ends.
+    /// `out = x·R⁻¹ mod n` for x < n·R in the 2·limbs+1 limbs of `t` (overwritten), fully
+    /// reduced.
+    // Inlined into `mont_sqr` (as `square`): called apart, the slices' lengths are not known
+    // where the loops run, and RS256 costs 2 % more instructions in Envoy (bench/callgrind.sh).
+    #[inline(always)]
     fn redc(&self, t: &mut [u32], out: &mut [u32]) {
         let k = self.n.len();
         let n = &self.n[..k];
-        let mut top = 0u64;
-        for i in 0..k {
+        // Two limbs at a time: adding m0·n·2^(32i) clears limb i and m1·n·2^(32(i+1)) limb i+1
+        // (m1 known once row i reached limb i+1), both rows in one pass over t (row i+1 one limb
+        // behind row i); `top` is the carry into limb i+k.
+        let mask = 0xffff_ffffu64;
+        let (mut i, mut top) = (0, 0u64);
+        while i + 1 < k {
+            let m0 = u64::from(t[i].wrapping_mul(self.n0inv));
+            let mut c0 = (u64::from(t[i]) + m0 * u64::from(n[0])) >> 32;
+            let s0 = u64::from(t[i + 1]) + m0 * u64::from(n[1]) + c0;
+            c0 = s0 >> 32;
+            let m1 = u64::from((s0 as u32).wrapping_mul(self.n0inv));
+            let mut c1 = ((s0 & mask) + m1 * u64::from(n[0])) >> 32;
+            for (tj, w) in t[i + 2..i + k].iter_mut().zip(n.windows(2).skip(1)) {
+                let s0 = u64::from(*tj) + m0 * u64::from(w[1]) + c0;
+                c0 = s0 >> 32;
+                let s1 = (s0 & mask) + m1 * u64::from(w[0]) + c1;
+                c1 = s1 >> 32;
+                *tj = s1 as u32;
+            }
+            let s0 = u64::from(t[i + k]) + c0 + top;
+            let s1 = (s0 & mask) + m1 * u64::from(n[k - 1]) + c1;
+            t[i + k] = s1 as u32;
+            let s = u64::from(t[i + k + 1]) + (s0 >> 32) + (s1 >> 32);
+            t[i + k + 1] = s as u32;
+            top = s >> 32;
+            i += 2;
+        }
+        if i < k {
+            // An odd number of limbs: the last row alone.
             let m = u64::from(t[i].wrapping_mul(self.n0inv));
             let mut c = 0u64;
             for (tj, &nj) in t[i..i + k].iter_mut().zip(n) {
@@ -246,6 +257,65 @@ fn less_than(a: &[u32], b: &[u32]) -> bool {
         }
     }
     false
+}
+
+/// `t` = `a`² (2·len limbs and one more, all written): each cross product a[i]·a[j], i < j,
+/// once, doubled, plus the squares a[i]².
+#[inline(always)]
+fn square(a: &[u32], t: &mut [u32]) {
+    let k = a.len();
+    t.fill(0);
+    // The cross products a[i]·a[j], i < j, two rows per pass over t (row i+1 one limb behind
+    // row i); each pair's last carries land on limbs no row wrote yet.
+    let mask = 0xffff_ffffu64;
+    let mut i = 0;
+    while i + 4 <= k {
+        let (x0, x1) = (u64::from(a[i]), u64::from(a[i + 1]));
+        let s0 = u64::from(t[2 * i + 1]) + x0 * u64::from(a[i + 1]);
+        t[2 * i + 1] = s0 as u32;
+        let s0 = u64::from(t[2 * i + 2]) + x0 * u64::from(a[i + 2]) + (s0 >> 32);
+        t[2 * i + 2] = s0 as u32;
+        let (mut c0, mut c1) = (s0 >> 32, 0u64);
+        // Limb c gets a[i]·a[c−i] and a[i+1]·a[c−i−1]: w = (a[c−i−1], a[c−i]).
+        for (tc, w) in t[2 * i + 3..i + k].iter_mut().zip(a[i + 2..].windows(2)) {
+            let s0 = u64::from(*tc) + x0 * u64::from(w[1]) + c0;
+            c0 = s0 >> 32;
+            let s1 = (s0 & mask) + x1 * u64::from(w[0]) + c1;
+            c1 = s1 >> 32;
+            *tc = s1 as u32;
+        }
+        let s1 = c0 + x1 * u64::from(a[k - 1]) + c1;
+        t[i + k] = s1 as u32;
+        t[i + k + 1] = (s1 >> 32) as u32;
+        i += 2;
+    }
+    // The last rows (at most three) one at a time.
+    for i in i..k {
+        let ai = u64::from(a[i]);
+        let mut c = 0u64;
+        for (tj, &aj) in t[2 * i + 1..i + k].iter_mut().zip(&a[i + 1..]) {
+            let s = u64::from(*tj) + ai * u64::from(aj) + c;
+            *tj = s as u32;
+            c = s >> 32;
+        }
+        t[i + k] = c as u32;
+    }
+    // Doubled (their sum is below 2^(64k−1)), plus the squares a[i]² at limb 2i: a² < R².
+    let mut hi = 0u32;
+    for x in t[..2 * k].iter_mut() {
+        let v = *x;
+        *x = (v << 1) | hi;
+        hi = v >> 31;
+    }
+    let mut c = 0u64;
+    for (i, &ai) in a.iter().enumerate() {
+        let sq = u64::from(ai) * u64::from(ai);
+        let s = u64::from(t[2 * i]) + (sq & 0xffff_ffff) + c;
+        t[2 * i] = s as u32;
+        let s = u64::from(t[2 * i + 1]) + (sq >> 32) + (s >> 32);
+        t[2 * i + 1] = s as u32;
+        c = s >> 32;
+    }
 }
 
 #[cfg(test)]

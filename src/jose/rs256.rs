@@ -5,9 +5,9 @@
 //! emulated 64×64→128 multiplications (wasm has none), and every call recomputes what depends only
 //! on the key. Here a key is prepared once when it is loaded (`-n⁻¹ mod 2³²`, `R² mod n`); a
 //! verification is then `e`'s square-and-multiply in Montgomery form over u32 limbs with u64
-//! products, which V8 compiles to native multiplies: a multiplication one fused multiply-reduce
-//! pass, a squaring each cross product once and then the reduction; the last step leaves
-//! Montgomery form.
+//! products, which V8 compiles to native multiplies: a product (a squaring makes each cross
+//! product once), then its Montgomery reduction, each two rows per pass over the limbs; the last
+//! step leaves Montgomery form.
 //! Everything here is public (key, signature, message): no constant-time requirement.
 //! The `rsa` crate still parses and checks the key (size, exponent); this module only verifies.
 
@@ -73,35 +73,13 @@ impl Rs256Key {
         self.size
     }
 
-    /// `out = a·b·R⁻¹ mod n`, fully reduced (inputs below n). `t` is scratch of limbs+2.
+    /// `out = a·b·R⁻¹ mod n`, fully reduced (inputs below n): `multiply`, then `redc`, each two
+    /// rows per pass over `t` as in `mont_sqr`. `t` is scratch of 2·limbs+1.
     fn mont_mul(&self, a: &[u32], b: &[u32], t: &mut [u32], out: &mut [u32]) {
         let k = self.n.len();
-        let n = &self.n[..k];
-        let a = &a[..k];
-        let t = &mut t[..k + 2];
-        t.fill(0);
-        for &bi in &b[..k] {
-            let bi = u64::from(bi);
-            // m makes t + a·bi + m·n divisible by 2³².
-            let m = u64::from((t[0].wrapping_add((a[0] as u64 * bi) as u32)).wrapping_mul(self.n0inv));
-            let s = u64::from(t[0]) + u64::from(a[0]) * bi;
-            let mut c1 = s >> 32;
-            let s2 = (s & 0xffff_ffff) + m * u64::from(n[0]);
-            let mut c2 = s2 >> 32;
-            for j in 1..k {
-                let s = u64::from(t[j]) + u64::from(a[j]) * bi + c1;
-                c1 = s >> 32;
-                let s2 = (s & 0xffff_ffff) + m * u64::from(n[j]) + c2;
-                c2 = s2 >> 32;
-                t[j - 1] = s2 as u32;
-            }
-            let s = u64::from(t[k]) + c1 + c2;
-            t[k - 1] = s as u32;
-            t[k] = t[k + 1] + (s >> 32) as u32;
-            t[k + 1] = 0;
-        }
-        // t < 2n: one conditional subtraction.
-        Self::reduce_once(&t[..k], t[k] != 0, n, out);
+        let t = &mut t[..2 * k + 1];
+        multiply(&a[..k], &b[..k], t);
+        self.redc(t, out);
     }
 
     /// `out = a²·R⁻¹ mod n`, fully reduced (a below n): `square`, then `redc`. 1.5·k²
@@ -117,8 +95,9 @@ impl Rs256Key {
 
     /// `out = x·R⁻¹ mod n` for x < n·R in the 2·limbs+1 limbs of `t` (overwritten), fully
     /// reduced.
-    // Inlined into `mont_sqr` (as `square`): called apart, the slices' lengths are not known
-    // where the loops run, and RS256 costs 2 % more instructions in Envoy (bench/callgrind.sh).
+    // Inlined into `mont_sqr` and `mont_mul` (as `square` and `multiply`): called apart, the
+    // slices' lengths are not known where the loops run, and RS256 costs 2 % more instructions
+    // in Envoy (bench/callgrind.sh).
     #[inline(always)]
     fn redc(&self, t: &mut [u32], out: &mut [u32]) {
         let k = self.n.len();
@@ -257,6 +236,46 @@ fn less_than(a: &[u32], b: &[u32]) -> bool {
         }
     }
     false
+}
+
+/// `t` = `a`·`b` (2·len limbs and one more, all written), two rows per pass over `t` (row i+1
+/// one limb behind row i).
+#[inline(always)]
+fn multiply(a: &[u32], b: &[u32], t: &mut [u32]) {
+    let k = a.len();
+    t.fill(0);
+    let mask = 0xffff_ffffu64;
+    let mut i = 0;
+    while i + 2 <= k {
+        let (y0, y1) = (u64::from(b[i]), u64::from(b[i + 1]));
+        let s0 = u64::from(t[i]) + u64::from(a[0]) * y0;
+        t[i] = s0 as u32;
+        let (mut c0, mut c1) = (s0 >> 32, 0u64);
+        // Limb c gets a[c−i]·b[i] and a[c−i−1]·b[i+1]: w = (a[c−i−1], a[c−i]).
+        for (tc, w) in t[i + 1..i + k].iter_mut().zip(a.windows(2)) {
+            let s0 = u64::from(*tc) + u64::from(w[1]) * y0 + c0;
+            c0 = s0 >> 32;
+            let s1 = (s0 & mask) + u64::from(w[0]) * y1 + c1;
+            c1 = s1 >> 32;
+            *tc = s1 as u32;
+        }
+        // Limb i+k no row wrote yet.
+        let s1 = c0 + u64::from(a[k - 1]) * y1 + c1;
+        t[i + k] = s1 as u32;
+        t[i + k + 1] = (s1 >> 32) as u32;
+        i += 2;
+    }
+    if i < k {
+        // An odd number of limbs: the last row alone.
+        let y = u64::from(b[i]);
+        let mut c = 0u64;
+        for (tj, &aj) in t[i..i + k].iter_mut().zip(a) {
+            let s = u64::from(*tj) + u64::from(aj) * y + c;
+            *tj = s as u32;
+            c = s >> 32;
+        }
+        t[i + k] = c as u32;
+    }
 }
 
 /// `t` = `a`² (2·len limbs and one more, all written): each cross product a[i]·a[j], i < j,

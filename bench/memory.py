@@ -7,7 +7,6 @@ second). With `--small`, the size-first build (`./wasm-build.sh --small`) as wel
 
 Usage: bench/memory.sh [--release] [--small]. Prints a Markdown table; no target, a measure: a
 sidecar fleet pays this per pod."""
-import http.client
 import json
 import re
 import sys
@@ -32,17 +31,6 @@ def resident(pid: int) -> tuple[float, float]:
     return kb("VmRSS"), kb("RssAnon")
 
 
-def get(port: int, token: str) -> int:
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        c.request("GET", "/orders", headers={"authorization": f"Bearer {token}"})
-        r = c.getresponse()
-        r.read()
-        return r.status
-    finally:
-        c.close()
-
-
 def measure(config: dict, workers: int, tokens: list[str], release: bool) -> dict:
     if release:
         config = {**config, "memory_allocator_manager": {"bytes_to_release": 1 << 30, "memory_release_interval": "1s"}}
@@ -50,7 +38,7 @@ def measure(config: dict, workers: int, tokens: list[str], release: bool) -> dic
     try:
         # One connection per request: Envoy hands connections to its workers in turn, so each
         # worker's VM sees traffic.
-        statuses = {get(e.port, t) for _ in range(workers * 2) for t in tokens}
+        statuses = {e.get("/orders", {"authorization": f"Bearer {t}"}).status for _ in range(workers * 2) for t in tokens}
         if statuses != {200}:
             raise RuntimeError(f"unexpected statuses {statuses}:\n{e.log()[-2000:]}")
         time.sleep(3)
